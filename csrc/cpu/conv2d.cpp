@@ -1,0 +1,561 @@
+// 2-D convolution, NCHW, square kernel (contract in kernels.h):
+//   forward   y[n,o,oh,ow] = b[o] + sum_{c,kh,kw} w[o,c,kh,kw] * x[n,c,oh*s-p+kh,ow*s-p+kw]
+//   backward  dw += sum_n dY[n] col(x[n])^T,  db += sum dy,  dx = conv^T(dy, w)
+//
+// Method: implicit GEMM on a "phase-split" padded copy of each input image, so that im2col
+// is never materialised and the GEMM's B operand is never packed.
+//   The padded image xp[c, r, q] (zero border p) is stored as s*s phase planes
+//   X[c, r%s, q%s][r/s, q/s] of size Hq x Wq (Hq = ceil((H+2p)/s)). Then the input under
+//   tap t = (c, kh, kw) for output pixel (oh, ow) is
+//     X[c, kh%s, kw%s][oh + kh/s, ow + kw/s] = X_flat[off[t] + oh*Wq + ow],
+//   a pure shift: with output pixels indexed in the "extended" row-major layout l = oh*Wq+ow
+//   (Wq >= Wo, the extra Wq-Wo columns per row are computed and discarded), row t of the
+//   im2col matrix is the contiguous vector X_flat + off[t]. So
+//   * forward: Yext[K, Ho*Wq] = Wpacked[K, CKK] * B with B row t = X_flat + off[t]: the
+//     micro-kernel (ukr_off, MR x NR register tile) loads its B rows straight from the image
+//     (L1/L2 resident) via the offset table; Yext is then compacted into y (+ bias). The
+//     discarded columns cost (Wq-Wo)/Wq: 4 % at 48x48 pad 1, 8 % at 24x24, 14 % at 12x12.
+//   * weight gradient: dw[o, t] += sum_l dYext[o, l] * X_flat[off[t] + l], with dYext = dy
+//     scattered into the extended layout with zeros in the discarded columns: a dot-product
+//     tile kernel (DR x DC accumulators, both operands contiguous in l), no transposition.
+//   * input gradient, stride 1 (pad <= k-1): dx is the forward convolution of dy with the
+//     transposed, flipped kernel w'[c, o, kh, kw] = w[o, c, k-1-kh, k-1-kw] and padding
+//     k-1-pad, so it reuses the forward path. Stride > 1: dcol = w^T dy (sgemm) + col2im.
+// Weights are packed once per call (MR-row panels), not per image.
+//
+// Threads: with at least as many images as threads, images are split statically over the
+// team; each thread owns its scratch (thread_local, 64-byte aligned, grow-only) and, in the
+// backward, its own partial dw/db, which are reduced in thread order afterwards (no atomics:
+// bitwise deterministic for a given thread count). With fewer images than threads (batch 1
+// inference) the pixel tiles (forward/dx) and dw tiles of each image are split instead, each
+// output element owned by one thread.
+#include <omp.h>
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "gemm.h"
+#include "gemm_internal.h"
+#include "kernels.h"
+
+namespace tfe::cpu {
+namespace {
+
+using detail::KernelInfo;
+using detail::Scratch;
+
+inline int ceil_div(int a, int b) { return (a + b - 1) / b; }
+inline int round_up(int a, int b) { return ceil_div(a, b) * b; }
+
+// Geometry of one implicit-GEMM convolution input for a group of G images (see the header
+// comment). Buffer layout [c][phase][image][Hq][Wq]: images of a group sit next to each other
+// in every (channel, phase), so output column l = n*plane + oh*Wq + ow of image n is again a
+// pure shift of X_flat, and one GEMM / one long dot product covers the whole group. Small
+// maps thus still give long rows (fewer partial tiles, fewer horizontal sums).
+struct Implicit {
+  int Cin, Hin, Win, k, s, p;
+  int Ho, Wo;         // true output size
+  int Hq, Wq, plane;  // phase plane
+  int U;              // used phases per axis: min(k, s)
+  int G;              // images per group
+  int T;              // taps Cin*k*k
+  int ldy;            // row stride of Yext: ntile(G) * NR
+  long buf;           // floats of the phase buffer including zeroed slack for over-reads
+  std::vector<int> off;
+  int lext(int g) const { return (g - 1) * plane + Ho * Wq; }  // extended output columns
+  int ntile(int g, int nr) const { return ceil_div(lext(g), nr); }
+  int ld(int g) const { return round_up(lext(g), 16); }  // dot length (zero tail)
+};
+
+Implicit make_implicit(int Cin, int Hin, int Win, int k, int s, int p, int G, int nr) {
+  Implicit g;
+  g.Cin = Cin, g.Hin = Hin, g.Win = Win, g.k = k, g.s = s, g.p = p, g.G = G;
+  const int Hp = Hin + 2 * p, Wp = Win + 2 * p;
+  g.Ho = (Hp - k) / s + 1;
+  g.Wo = (Wp - k) / s + 1;
+  g.Hq = ceil_div(Hp, s);
+  g.Wq = ceil_div(Wp, s);
+  g.plane = g.Hq * g.Wq;
+  g.U = std::min(k, s);  // phases (kh % s) that some tap uses; the others are never stored
+  g.T = Cin * k * k;
+  g.off.resize(g.T);
+  int max_off = 0;
+  for (int c = 0, t = 0; c < Cin; ++c)
+    for (int kh = 0; kh < k; ++kh)
+      for (int kw = 0; kw < k; ++kw, ++t) {
+        g.off[t] = ((c * g.U + kh % s) * g.U + kw % s) * G * g.plane + (kh / s) * g.Wq + kw / s;
+        max_off = std::max(max_off, g.off[t]);
+      }
+  g.ldy = g.ntile(G, nr) * nr;
+  const long data = (long)Cin * g.U * g.U * G * g.plane;
+  g.buf = std::max(data, (long)max_off + std::max(g.ldy, g.ld(G))) + 16;
+  return g;
+}
+
+// Images per group: enough columns (~1024+) to amortise tile edges and horizontal sums,
+// a phase buffer that stays L2-sized, and at least one group per thread.
+int choose_group(int N, int nt, int Cin, int Hin, int Win, int k, int s, int p) {
+  const int Hq = ceil_div(Hin + 2 * p, s), Wq = ceil_div(Win + 2 * p, s);
+  const long per_image = (long)Cin * std::min(k, s) * std::min(k, s) * Hq * Wq;
+  int G = ceil_div(1024, Hq * Wq);
+  G = std::min<long>(G, std::max<long>(1, 262144 / per_image));
+  G = std::min(G, ceil_div(N, nt));
+  return std::max(G, 1);
+}
+
+// X_flat from gact images src[n][Cin][Hin][Win] (image stride Cin*Hin*Win): zero border,
+// phase split (used phases only); unused group slots and the slack zeroed so that over-reads see zeros.
+void fill_phase(const Implicit& g, const float* src, int gact, float* dst) {
+  const int s = g.s, p = g.p, Hin = g.Hin, Win = g.Win, Wq = g.Wq;
+  const long img = (long)g.Cin * Hin * Win;
+  float* d = dst;
+  for (int c = 0; c < g.Cin; ++c)
+    for (int ph = 0; ph < g.U; ++ph)
+      for (int pw = 0; pw < g.U; ++pw) {
+        // Columns j whose source q = j*s + pw - p lies inside the row.
+        const int jlo = std::min(Wq, std::max(0, ceil_div(p - pw, s)));
+        const int jhi = std::max(jlo, std::min(Wq, ceil_div(Win + p - pw, s)));
+        for (int n = 0; n < g.G; ++n) {
+          if (n >= gact) {
+            std::memset(d, 0, sizeof(float) * g.plane);
+            d += g.plane;
+            continue;
+          }
+          const float* sc = src + n * img + (long)c * Hin * Win;
+          for (int i = 0; i < g.Hq; ++i, d += Wq) {
+            const int r = i * s + ph - p;
+            if (r < 0 || r >= Hin) {
+              std::memset(d, 0, sizeof(float) * Wq);
+              continue;
+            }
+            const float* row = sc + (long)r * Win + (jlo * s + pw - p);
+            for (int j = 0; j < jlo; ++j) d[j] = 0.0f;
+            if (s == 1) {
+              std::memcpy(d + jlo, row, sizeof(float) * (jhi - jlo));
+            } else {
+              for (int j = 0; j < jhi - jlo; ++j) d[jlo + j] = row[j * s];
+            }
+            for (int j = jhi; j < Wq; ++j) d[j] = 0.0f;
+          }
+        }
+      }
+  const long data = d - dst;
+  std::memset(d, 0, sizeof(float) * (g.buf - data));
+}
+
+// Yext[M][ldy] tiles [t0, t1) = Wpacked[M][T] * B, B row t = base + off[t] (+ tile column).
+// Tile-outer order: the tile's B rows (a few KiB of the image) stay in L1 for all M panels.
+void run_tiles(const KernelInfo& kr, int T, const int* off, const float* base, const float* wp,
+               int M, float* yext, int ldy, int t0, int t1) {
+  const int np = ceil_div(M, kr.mr);
+  const long panel = (long)kr.mr * T;
+  for (int tile = t0; tile < t1; ++tile) {
+    const float* b = base + (long)tile * kr.nr;
+    for (int mp = 0; mp < np; ++mp)
+      kr.ukr_off(T, wp + mp * panel, b, off, yext + (long)mp * kr.mr * ldy + (long)tile * kr.nr,
+                 ldy);
+  }
+}
+
+void implicit_tiles(const KernelInfo& kr, const Implicit& g, const float* xph, const float* wp,
+                    int M, float* yext, int t0, int t1) {
+  run_tiles(kr, g.T, g.off.data(), xph, wp, M, yext, g.ldy, t0, t1);
+}
+
+// y[n][c0..c1)[Ho*Wo] (n < gact, y at the group's first image, M channels) = Yext + bias.
+void compact(const Implicit& g, const float* yext, const float* bias, int M, int gact, float* y,
+             int c0, int c1) {
+  const int Ho = g.Ho, Wo = g.Wo, Wq = g.Wq;
+  for (int n = 0; n < gact; ++n)
+    for (int i = c0; i < c1; ++i) {
+      const float bi = bias ? bias[i] : 0.0f;
+      const float* src = yext + (long)i * g.ldy + (long)n * g.plane;
+      float* dst = y + ((long)n * M + i) * Ho * Wo;
+      for (int oh = 0; oh < Ho; ++oh)
+        for (int ow = 0; ow < Wo; ++ow) dst[oh * Wo + ow] = src[oh * Wq + ow] + bi;
+    }
+}
+
+// Sum of n floats in 16 explicit lanes (vectorisable without reassociation, fixed order).
+float sum_lanes(const float* v, int n) {
+  float lane[16] = {};
+  int i = 0;
+  for (; i + 16 <= n; i += 16)
+    for (int l = 0; l < 16; ++l) lane[l] += v[i + l];
+  float s = 0.0f;
+  for (; i < n; ++i) s += v[i];
+  for (int l = 0; l < 16; ++l) s += lane[l];
+  return s;
+}
+
+// dy of gact images [n][K][Ho*Wo] -> dYext[K][ld] (zeros in discarded columns and tail);
+// db[K] += row sums of dy on the way (db may be null).
+void extend_dy(const Implicit& g, const float* dy, int K, int gact, float* dyext, float* db) {
+  const int Ho = g.Ho, Wo = g.Wo, Wq = g.Wq, ld = g.ld(gact);
+  for (int i = 0; i < K; ++i) {
+    float* dst = dyext + (long)i * ld;
+    std::memset(dst, 0, sizeof(float) * ld);
+    for (int n = 0; n < gact; ++n) {
+      const float* src = dy + ((long)n * K + i) * Ho * Wo;
+      for (int oh = 0; oh < Ho; ++oh)
+        std::memcpy(dst + n * g.plane + oh * Wq, src + oh * Wo, sizeof(float) * Wo);
+      if (db) db[i] += sum_lanes(src, Ho * Wo);
+    }
+  }
+}
+
+// dw[K][T] += dYext * X_flat-rows^T over dot tiles [j0, j1) (tile = ib * nj + jb).
+void dw_tiles(const KernelInfo& kr, const Implicit& g, const float* xph, const float* dyext,
+              int K, int gact, float* dw, int j0, int j1) {
+  const int DR = kr.dr, DC = kr.dc, T = g.T, ld = g.ld(gact);
+  const int nj = ceil_div(T, DC);
+  const int nch = ceil_div(ld, 1536);               // chunks keep DR rows of dYext in L1
+  const int LC = round_up(ceil_div(ld, nch), 16);
+  const float* a[8];
+  const float* b[8];
+  float out[64];
+  for (int l0 = 0; l0 < ld; l0 += LC) {
+    const int len = std::min(LC, ld - l0);
+    for (int tile = j0; tile < j1; ++tile) {
+      const int i0 = (tile / nj) * DR, t0 = (tile % nj) * DC;
+      for (int ii = 0; ii < DR; ++ii) a[ii] = dyext + (long)std::min(i0 + ii, K - 1) * ld + l0;
+      for (int jj = 0; jj < DC; ++jj) b[jj] = xph + g.off[std::min(t0 + jj, T - 1)] + l0;
+      kr.dot(len, a, b, out);
+      const int ni = std::min(DR, K - i0), nt = std::min(DC, T - t0);
+      for (int ii = 0; ii < ni; ++ii)
+        for (int jj = 0; jj < nt; ++jj) dw[(long)(i0 + ii) * T + t0 + jj] += out[ii * DC + jj];
+    }
+  }
+}
+
+// dx[n] from dcol[C*k*k][Ho*Wo] (stride > 1 path).
+void col2im(const float* dcol, int C, int H, int W, int k, int s, int p, int Ho, int Wo,
+            float* dx) {
+  std::memset(dx, 0, sizeof(float) * (long)C * H * W);
+  for (int c = 0; c < C; ++c)
+    for (int kh = 0; kh < k; ++kh)
+      for (int kw = 0; kw < k; ++kw) {
+        const float* row = dcol + (long)((c * k + kh) * k + kw) * Ho * Wo;
+        float* dc = dx + (long)c * H * W;
+        for (int oh = 0; oh < Ho; ++oh) {
+          const int ih = oh * s - p + kh;
+          if (ih < 0 || ih >= H) continue;
+          for (int ow = 0; ow < Wo; ++ow) {
+            const int iw = ow * s - p + kw;
+            if (iw >= 0 && iw < W) dc[ih * W + iw] += row[oh * Wo + ow];
+          }
+        }
+      }
+}
+
+// Input gradient for stride s > 1 by output phase (sub-pixel decomposition): for
+// ih = s*a + rh, only taps with kh = rh + p (mod s) reach dx, from dy row a + e(kh),
+// e(kh) = (rh + p - kh) / s. So each of the s*s phases of dx is a stride-1 correlation of a
+// zero-padded dy (top/left pad Pt) with a sub-kernel, i.e. the same implicit GEMM as the
+// forward, with its own tap offsets and packed weights; no FLOPs are wasted on zeros and no
+// col2im scatter-add is needed. Phases no tap reaches (k < s) are zero.
+struct StridedDx {
+  struct Phase {
+    int rh, rw, Ha, Wa, T;
+    std::vector<int> off;
+    long wofs;  // offset of the phase's packed weights
+  };
+  int K, Ho, Wo, Pt, Hd, Wd, plane, G, ldy;
+  long buf, wsize;
+  std::vector<Phase> ph;
+  int ntile(const Phase& f, int g, int nr) const {
+    return ceil_div((g - 1) * plane + f.Ha * Wd, nr);
+  }
+};
+
+StridedDx make_strided_dx(const KernelInfo& kr, const float* w, int C, int H, int W, int K,
+                          int k, int s, int p, int Ho, int Wo, int G, Scratch& wbuf,
+                          std::vector<float>& tmp) {
+  StridedDx d;
+  d.K = K, d.Ho = Ho, d.Wo = Wo, d.G = G;
+  auto hits = [&](int r, int kh) { return ((r + p - kh) % s + s) % s == 0; };
+  // Pass 1: padding and padded size.
+  int emin = 0, hneed = Ho, wneed = Wo;
+  for (int r = 0; r < s; ++r)
+    for (int kh = 0; kh < k; ++kh)
+      if (hits(r, kh)) emin = std::min(emin, (r + p - kh) / s);
+  d.Pt = -emin;
+  for (int r = 0; r < s; ++r) {
+    const int Ha = r < H ? ceil_div(H - r, s) : 0, Wa = r < W ? ceil_div(W - r, s) : 0;
+    for (int kh = 0; kh < k; ++kh) {
+      if (!hits(r, kh)) continue;
+      const int e = (r + p - kh) / s;
+      hneed = std::max(hneed, Ha + e);
+      wneed = std::max(wneed, Wa + e);
+    }
+  }
+  d.Hd = d.Pt + hneed;
+  d.Wd = d.Pt + wneed;
+  d.plane = d.Hd * d.Wd;
+  // Pass 2: phases, offsets, packed weights.
+  d.ldy = 0;
+  d.wsize = 0;
+  int max_off = 0;
+  for (int rh = 0; rh < s; ++rh)
+    for (int rw = 0; rw < s; ++rw) {
+      StridedDx::Phase f;
+      f.rh = rh, f.rw = rw;
+      f.Ha = rh < H ? ceil_div(H - rh, s) : 0;
+      f.Wa = rw < W ? ceil_div(W - rw, s) : 0;
+      for (int o = 0; o < K; ++o)
+        for (int kh = 0; kh < k; ++kh)
+          for (int kw = 0; kw < k; ++kw)
+            if (hits(rh, kh) && hits(rw, kw)) {
+              const int o2 = o * G * d.plane + ((rh + p - kh) / s + d.Pt) * d.Wd +
+                             (rw + p - kw) / s + d.Pt;
+              f.off.push_back(o2);
+              max_off = std::max(max_off, o2);
+            }
+      f.T = (int)f.off.size();
+      f.wofs = d.wsize;
+      d.wsize += (long)round_up(C, kr.mr) * f.T;
+      if (f.T > 0 && f.Ha > 0 && f.Wa > 0) d.ldy = std::max(d.ldy, d.ntile(f, G, kr.nr) * kr.nr);
+      d.ph.push_back(std::move(f));
+    }
+  d.buf = std::max((long)K * G * d.plane, (long)max_off + d.ldy) + 16;
+  float* wp = wbuf.get(std::max(d.wsize, 1L));
+  for (const auto& f : d.ph) {
+    if (f.T == 0) continue;
+    tmp.assign((size_t)C * f.T, 0.0f);
+    for (int c = 0; c < C; ++c) {
+      int t = 0;
+      for (int o = 0; o < K; ++o)
+        for (int kh = 0; kh < k; ++kh)
+          for (int kw = 0; kw < k; ++kw)
+            if (hits(f.rh, kh) && hits(f.rw, kw))
+              tmp[(size_t)c * f.T + t++] = w[(((long)o * C + c) * k + kh) * k + kw];
+    }
+    detail::pack_a(kr, false, C, f.T, 1.0f, tmp.data(), f.T, wp + f.wofs);
+  }
+  return d;
+}
+
+// dx of a group of gact images (dy at the group's first image, dx likewise).
+void strided_dx_group(const KernelInfo& kr, const StridedDx& d, const float* wp, int C, int H,
+                      int W, int s, const float* dy, int gact, float* dx, float* dyp,
+                      float* yext) {
+  const long ys = (long)d.K * d.Ho * d.Wo;
+  float* q = dyp;
+  for (int o = 0; o < d.K; ++o)
+    for (int n = 0; n < d.G; ++n, q += d.plane) {
+      std::memset(q, 0, sizeof(float) * d.plane);
+      if (n >= gact) continue;
+      const float* src = dy + n * ys + (long)o * d.Ho * d.Wo;
+      for (int r = 0; r < d.Ho; ++r)
+        std::memcpy(q + (r + d.Pt) * d.Wd + d.Pt, src + r * d.Wo, sizeof(float) * d.Wo);
+    }
+  std::memset(q, 0, sizeof(float) * (d.buf - (q - dyp)));
+  for (const auto& f : d.ph) {
+    if (f.Ha == 0 || f.Wa == 0) continue;
+    const bool zero = f.T == 0;
+    if (!zero) {
+      run_tiles(kr, f.T, f.off.data(), dyp, wp + f.wofs, C, yext, d.ldy, 0,
+                d.ntile(f, gact, kr.nr));
+    }
+    for (int n = 0; n < gact; ++n)
+      for (int c = 0; c < C; ++c) {
+        const float* src = yext + (long)c * d.ldy + (long)n * d.plane;
+        float* dst = dx + ((long)n * C + c) * H * W;
+        for (int a = 0; a < f.Ha; ++a) {
+          float* drow = dst + (long)(a * s + f.rh) * W + f.rw;
+          const float* srow = src + a * d.Wd;
+          for (int b = 0; b < f.Wa; ++b) drow[b * s] = zero ? 0.0f : srow[b];
+        }
+      }
+  }
+}
+
+// Per-thread working buffers.
+thread_local Scratch tls_xph, tls_yext, tls_dyext, tls_dyph, tls_dxext, tls_dcol;
+// Per-call buffers owned by the calling thread and shared (read-only or partitioned) by the team.
+thread_local Scratch tls_wpack, tls_wtpack, tls_wt, tls_part, tls_sh_x, tls_sh_y, tls_sh_dy;
+thread_local std::vector<float> tls_wtmp;
+
+float* packed_weights(const KernelInfo& kr, const float* w, int K, int T) {
+  float* wp = tls_wpack.get((long)round_up(K, kr.mr) * T);
+  detail::pack_a(kr, false, K, T, 1.0f, w, T, wp);
+  return wp;
+}
+
+}  // namespace
+
+void conv2d_forward(float* y, const float* x, const float* w, const float* b, int N, int C, int H,
+                    int W, int K, int k, int stride, int pad) {
+  const KernelInfo& kr = detail::active_kernel();
+  const int nt = omp_in_parallel() ? 1 : num_threads();
+  const bool by_group = N >= nt;
+  const int G = by_group ? choose_group(N, nt, C, H, W, k, stride, pad) : 1;
+  const Implicit g = make_implicit(C, H, W, k, stride, pad, G, kr.nr);
+  const float* wp = packed_weights(kr, w, K, g.T);
+  const long xs = (long)C * H * W, ys = (long)K * g.Ho * g.Wo;
+  const long yext_size = (long)round_up(K, kr.mr) * g.ldy;
+  if (by_group) {
+    const int ngroups = ceil_div(N, G);
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+    for (int gi = 0; gi < ngroups; ++gi) {
+      const int n0 = gi * G, gact = std::min(G, N - n0);
+      float* xph = tls_xph.get(g.buf);
+      float* yext = tls_yext.get(yext_size);
+      fill_phase(g, x + n0 * xs, gact, xph);
+      implicit_tiles(kr, g, xph, wp, K, yext, 0, g.ntile(gact, kr.nr));
+      compact(g, yext, b, K, gact, y + n0 * ys, 0, K);
+    }
+    return;
+  }
+  float* xph = tls_sh_x.get(g.buf);
+  float* yext = tls_sh_y.get(yext_size);
+  const int ntile = g.ntile(1, kr.nr);
+  for (int n = 0; n < N; ++n) {
+    fill_phase(g, x + n * xs, 1, xph);
+#pragma omp parallel num_threads(nt)
+    {
+      const int tid = omp_get_thread_num(), nth = omp_get_num_threads();
+      implicit_tiles(kr, g, xph, wp, K, yext, ntile * tid / nth, ntile * (tid + 1) / nth);
+#pragma omp barrier
+      compact(g, yext, b, K, 1, y + n * ys, K * tid / nth, K * (tid + 1) / nth);
+    }
+  }
+}
+
+void conv2d_backward(float* dx, float* dw, float* db, const float* dy, const float* x,
+                     const float* w, int N, int C, int H, int W, int K, int k, int stride,
+                     int pad) {
+  const KernelInfo& kr = detail::active_kernel();
+  const int nt = omp_in_parallel() ? 1 : num_threads();
+  const bool by_group = N >= nt;
+  const int G = by_group ? choose_group(N, nt, C, H, W, k, stride, pad) : 1;
+  const Implicit g = make_implicit(C, H, W, k, stride, pad, G, kr.nr);
+  const int T = g.T, Ho = g.Ho, Wo = g.Wo, P = Ho * Wo;
+  const long xs = (long)C * H * W, ys = (long)K * P;
+  const int ndot = ceil_div(K, kr.dr) * ceil_div(T, kr.dc);
+
+  // dx path: stride 1 as a forward convolution of dy with the flipped, transposed kernel.
+  const bool dx_implicit = dx && stride == 1 && pad <= k - 1;
+  Implicit gd;
+  const float* wtp = nullptr;
+  if (dx_implicit) {
+    gd = make_implicit(K, Ho, Wo, k, 1, k - 1 - pad, G, kr.nr);
+    const int Tt = K * k * k;
+    float* wt = tls_wt.get((long)C * Tt);
+    for (int c = 0; c < C; ++c)
+      for (int o = 0; o < K; ++o)
+        for (int kh = 0; kh < k; ++kh)
+          for (int kw = 0; kw < k; ++kw)
+            wt[(long)c * Tt + (o * k + kh) * k + kw] =
+                w[(((long)o * C + c) * k + (k - 1 - kh)) * k + (k - 1 - kw)];
+    float* p = tls_wtpack.get((long)round_up(C, kr.mr) * Tt);
+    detail::pack_a(kr, false, C, Tt, 1.0f, wt, Tt, p);
+    wtp = p;
+  }
+  long dxext_size = dx_implicit ? (long)round_up(C, kr.mr) * gd.ldy : 0;
+  const bool dx_strided = dx && !dx_implicit && by_group;
+  StridedDx sd;
+  const float* sdw = nullptr;  // packed phase weights (the caller's buffer, shared by the team)
+  if (dx_strided) {
+    sd = make_strided_dx(kr, w, C, H, W, K, k, stride, pad, Ho, Wo, G, tls_wtpack, tls_wtmp);
+    sdw = tls_wtpack.p;
+    dxext_size = (long)round_up(C, kr.mr) * sd.ldy;
+  }
+
+  if (by_group) {
+    // Groups of images over threads; per-thread partial dw (K*T) and db (K), reduced in
+    // thread order afterwards.
+    const int ngroups = ceil_div(N, G);
+    const long psz = (long)K * T + K;
+    float* part = tls_part.get(psz * nt);
+#pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+      const int tid = omp_get_thread_num();
+      float* pw = part + tid * psz;
+      float* pb = pw + (long)K * T;
+      std::memset(pw, 0, sizeof(float) * psz);
+#pragma omp for schedule(static)
+      for (int gi = 0; gi < ngroups; ++gi) {
+        const int n0 = gi * G, gact = std::min(G, N - n0);
+        const float* dyn = dy + n0 * ys;
+        if (dw) {
+          float* xph = tls_xph.get(g.buf);
+          float* dyext = tls_dyext.get((long)K * g.ld(G));
+          fill_phase(g, x + n0 * xs, gact, xph);
+          extend_dy(g, dyn, K, gact, dyext, db ? pb : nullptr);
+          dw_tiles(kr, g, xph, dyext, K, gact, pw, 0, ndot);
+        } else if (db) {
+          for (int n = 0; n < gact; ++n)
+            for (int i = 0; i < K; ++i) pb[i] += sum_lanes(dyn + n * ys + (long)i * P, P);
+        }
+        if (dx_implicit) {
+          float* dyph = tls_dyph.get(gd.buf);
+          float* dxext = tls_dxext.get(dxext_size);
+          fill_phase(gd, dyn, gact, dyph);
+          implicit_tiles(kr, gd, dyph, wtp, C, dxext, 0, gd.ntile(gact, kr.nr));
+          compact(gd, dxext, nullptr, C, gact, dx + n0 * xs, 0, C);
+        } else if (dx_strided) {
+          strided_dx_group(kr, sd, sdw, C, H, W, stride, dyn, gact, dx + n0 * xs,
+                           tls_dyph.get(sd.buf), tls_dxext.get(dxext_size));
+        }
+      }
+      // (implicit barrier: all partials are complete)
+      if (dw) {
+#pragma omp for schedule(static)
+        for (long e = 0; e < (long)K * T; ++e) {
+          float s = 0.0f;
+          for (int t = 0; t < nt; ++t) s += part[t * psz + e];
+          dw[e] += s;
+        }
+      }
+      if (db) {
+#pragma omp single
+        for (int i = 0; i < K; ++i) {
+          float s = 0.0f;
+          for (int t = 0; t < nt; ++t) s += part[t * psz + (long)K * T + i];
+          db[i] += s;
+        }
+      }
+    }
+    return;
+  }
+
+  // Fewer images than threads: split each image's work instead (each output element is
+  // owned by one thread, so dw/db accumulate in place).
+  float* xph = tls_sh_x.get(dw ? g.buf : 1);
+  float* dyext = tls_sh_dy.get(dw ? (long)K * g.ld(1) : 1);
+  float* dyph = dx_implicit ? tls_dyph.get(gd.buf) : nullptr;
+  float* dxext = dx_implicit ? tls_sh_y.get(dxext_size) : nullptr;
+  const int ntile_dx = dx_implicit ? gd.ntile(1, kr.nr) : 0;
+  for (int n = 0; n < N; ++n) {
+    const float* dyn = dy + n * ys;
+    if (dw) {
+      fill_phase(g, x + n * xs, 1, xph);
+      extend_dy(g, dyn, K, 1, dyext, nullptr);
+    }
+    if (dx_implicit) fill_phase(gd, dyn, 1, dyph);
+#pragma omp parallel num_threads(nt)
+    {
+      const int tid = omp_get_thread_num(), nth = omp_get_num_threads();
+      if (dw) dw_tiles(kr, g, xph, dyext, K, 1, dw, ndot * tid / nth, ndot * (tid + 1) / nth);
+      if (db) {
+        for (int i = K * tid / nth; i < K * (tid + 1) / nth; ++i)
+          db[i] += sum_lanes(dyn + (long)i * P, P);
+      }
+      if (dx_implicit) {
+        implicit_tiles(kr, gd, dyph, wtp, C, dxext, ntile_dx * tid / nth,
+                       ntile_dx * (tid + 1) / nth);
+#pragma omp barrier
+        compact(gd, dxext, nullptr, C, 1, dx + n * xs, C * tid / nth, C * (tid + 1) / nth);
+      }
+    }
+    if (dx && !dx_implicit) {
+      float* dcol = tls_dcol.get((long)T * P);
+      sgemm(true, false, T, P, K, 1.0f, w, T, dyn, P, 0.0f, dcol, P);
+      col2im(dcol, C, H, W, k, stride, pad, Ho, Wo, dx + n * xs);
+    }
+  }
+}
+
+}  // namespace tfe::cpu

@@ -1,0 +1,119 @@
+// Tensor storage: 64-byte aligned host memory (full cache lines, aligned vector loads) or
+// device memory from the CUDA backend; copies between them.
+#include "tensor.h"
+
+#include <cstdlib>
+#include <cstring>
+#include <sstream>
+
+#include "cuda/cuda_api.h"
+
+namespace tfe {
+
+size_t dtype_size(DType t) {
+  switch (t) {
+    case DType::f32: return 4;
+    case DType::i64: return 8;
+    case DType::i32: return 4;
+    case DType::u8: return 1;
+  }
+  return 0;
+}
+
+const char* dtype_name(DType t) {
+  switch (t) {
+    case DType::f32: return "float32";
+    case DType::i64: return "int64";
+    case DType::i32: return "int32";
+    case DType::u8: return "uint8";
+  }
+  return "?";
+}
+
+std::string Device::str() const {
+  return is_cuda() ? "cuda:" + std::to_string(index) : std::string("cpu");
+}
+
+int64_t shape_numel(const Shape& s) {
+  int64_t n = 1;
+  for (int64_t d : s) n *= d;
+  return n;
+}
+
+std::string shape_str(const Shape& s) {
+  std::ostringstream o;
+  o << "(";
+  for (size_t i = 0; i < s.size(); ++i) o << (i ? ", " : "") << s[i];
+  if (s.size() == 1) o << ",";
+  o << ")";
+  return o.str();
+}
+
+Storage::Storage(void* data, size_t nbytes, Device device, std::function<void()> release)
+    : data_(data), nbytes_(nbytes), device_(device), release_(std::move(release)) {}
+
+Storage::~Storage() {
+  if (release_) release_();
+}
+
+std::shared_ptr<Storage> Storage::allocate(size_t nbytes, Device device) {
+  if (device.is_cuda()) {
+    void* p = cuda::malloc(nbytes, device.index);
+    int idx = device.index;
+    return std::make_shared<Storage>(p, nbytes, device, [p, idx] { cuda::free(p, idx); });
+  }
+  // aligned_alloc needs a size that is a multiple of the alignment, and a non-null
+  // pointer is wanted even for empty tensors.
+  size_t padded = ((nbytes + 63) / 64) * 64;
+  if (padded == 0) padded = 64;
+  void* p = std::aligned_alloc(64, padded);
+  if (!p) throw Error("out of host memory allocating " + std::to_string(nbytes) + " bytes");
+  return std::make_shared<Storage>(p, nbytes, device, [p] { std::free(p); });
+}
+
+Tensor::Tensor(std::shared_ptr<Storage> storage, Shape shape, DType dtype)
+    : storage_(std::move(storage)), shape_(std::move(shape)), dtype_(dtype) {}
+
+Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) {
+  size_t nbytes = static_cast<size_t>(shape_numel(shape)) * dtype_size(dtype);
+  return Tensor(Storage::allocate(nbytes, device), shape, dtype);
+}
+
+Tensor Tensor::zeros(const Shape& shape, DType dtype, Device device) {
+  Tensor t = empty(shape, dtype, device);
+  t.zero_();
+  return t;
+}
+
+void Tensor::zero_() {
+  if (nbytes() == 0) return;
+  if (device().is_cuda())
+    cuda::memset_zero(raw(), nbytes());
+  else
+    std::memset(raw(), 0, nbytes());
+}
+
+Tensor Tensor::to(Device device) const {
+  if (device == this->device()) return *this;
+  Tensor out = empty(shape_, dtype_, device);
+  out.copy_from(*this);
+  return out;
+}
+
+void Tensor::copy_from(const Tensor& src) {
+  if (src.shape() != shape_ || src.dtype() != dtype_)
+    throw Error("copy_from: shape/dtype mismatch");
+  size_t n = nbytes();
+  if (n == 0) return;
+  bool src_gpu = src.device().is_cuda(), dst_gpu = device().is_cuda();
+  if (!src_gpu && !dst_gpu)
+    std::memcpy(raw(), src.raw(), n);
+  else if (!src_gpu)
+    cuda::memcpy(raw(), src.raw(), n, cuda::CopyKind::host_to_device);
+  else if (!dst_gpu)
+    cuda::memcpy(raw(), src.raw(), n, cuda::CopyKind::device_to_host);
+  else
+    cuda::memcpy(raw(), src.raw(), n, cuda::CopyKind::device_to_device);
+}
+
+}  // namespace tfe

@@ -1,0 +1,223 @@
+"""Console commands: ``tfe-train`` (the paper's pipeline) and ``tfe-predict``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from dataclasses import fields
+
+import numpy as np
+
+from . import __version__
+from .pipeline import Protocol, describe_split, fold_hash, results_document, run_split
+
+PAPER = {"ckplus": ("ResNet12", 97.56, 99.31), "ferplus": ("ResNet18", 83.09, 84.29)}
+
+
+def _train_parser():
+    p = argparse.ArgumentParser(
+        prog="tfe-train",
+        description="Identity and emotion joint learning: DeepID + ResNet pre-training, "
+                    "TFE joint fine-tuning, controls; prints the paper-style table and "
+                    "writes results.json. With no arguments: the built-in synthetic faces.")
+    p.add_argument("--dataset", default="synthetic", choices=["synthetic"],
+                   help="expression data set (default: synthetic, no download needed)")
+    p.add_argument("--out", default="tfe-run", help="output folder (default: ./tfe-run)")
+    p.add_argument("--seeds", type=int, nargs="+", default=None,
+                   help="one pipeline run per seed; mean ± std over them (default: 0)")
+    p.add_argument("--epochs-identity", type=int)
+    p.add_argument("--epochs-emotion", type=int)
+    p.add_argument("--epochs-joint", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr-identity", type=float)
+    p.add_argument("--lr-emotion", type=float)
+    p.add_argument("--lr-joint", type=float)
+    p.add_argument("--lr-joint-identity", type=float,
+                   help="learning rate of the DeepID branch during joint fine-tuning")
+    p.add_argument("--emotion-model", choices=["resnet12", "resnet18"])
+    p.add_argument("--no-augment", action="store_true", help="no flip/shift/rotation")
+    p.add_argument("--no-controls", action="store_true",
+                   help="skip the two control runs (more-epochs baseline, random identity)")
+    p.add_argument("--people", type=int, default=None,
+                   help="synthetic: people in the expression training split (default 60)")
+    p.add_argument("--device", default="cpu", help="cpu (CUDA training is not built yet)")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all)")
+    p.add_argument("--no-progress", action="store_true", help="one log line per epoch instead "
+                   "of progress bars")
+    p.add_argument("--no-resume", action="store_true",
+                   help="start afresh even if the output folder holds a checkpoint")
+    return p
+
+
+def _protocol(args) -> Protocol:
+    p = Protocol(dataset=args.dataset)
+    for f in fields(Protocol):
+        v = getattr(args, f.name, None)
+        if v is not None and f.name not in ("dataset", "seeds"):
+            setattr(p, f.name, v)
+    p.seeds = args.seeds or [0]
+    p.augment = not args.no_augment
+    p.controls = not args.no_controls
+    for name in ("epochs_identity", "epochs_emotion", "epochs_joint", "batch_size"):
+        if getattr(p, name) < 1:
+            raise SystemExit(f"tfe-train: error: --{name.replace('_', '-')} must be >= 1")
+    return p
+
+
+def _synthetic_splits(seed, people):
+    from .data.synthetic import SyntheticFaces
+
+    kwargs = {} if people is None else {"train_people": people}
+    return SyntheticFaces(seed=seed).default_splits(**kwargs)
+
+
+def train_main(argv=None):
+    args = _train_parser().parse_args(argv)
+    if args.device != "cpu":
+        raise SystemExit(f"tfe-train: error: --device {args.device}: only cpu training is "
+                         "available in this version")
+    if args.threads is not None:
+        if args.threads < 1:
+            raise SystemExit("tfe-train: error: --threads must be >= 1")
+        from . import set_num_threads
+
+        set_num_threads(args.threads)
+    protocol = _protocol(args)
+    os.makedirs(args.out, exist_ok=True)
+    start = time.time()
+    per_seed, descriptions, classes, identity_people = [], [], None, 0
+    for seed in protocol.seeds:
+        splits = _synthetic_splits(seed, args.people)
+        classes = splits["train"].classes
+        identity_people = splits["identity"].num_classes
+        descriptions.append(describe_split(splits))
+        print(f"[seed {seed}] synthetic data: {len(splits['train'])} train / "
+              f"{len(splits['val'])} val / {len(splits['test'])} test expression images "
+              f"(disjoint people), identity set {len(splits['identity'])} images of "
+              f"{identity_people} people", flush=True)
+        run = run_split(splits, protocol, seed, os.path.join(args.out, f"seed{seed}"),
+                        progress=not args.no_progress and sys.stderr.isatty())
+        per_seed.append(run)
+    doc = results_document(per_seed, protocol, synthetic=True, classes=classes,
+                           frames="synthetic", fold_kind="seed",
+                           fold_hash_value=fold_hash(descriptions),
+                           identity_data=[f"synthetic:{identity_people} people"],
+                           wall_total=time.time() - start)
+    _write_outputs(args.out, doc, per_seed, classes)
+    print(format_table(doc))
+    return 0
+
+
+def _write_outputs(out, doc, per_split, classes):
+    from .checkpoint import atomic_write_json
+
+    atomic_write_json(os.path.join(out, "results.json"), doc)
+    metrics = []
+    for i, r in enumerate(per_split):
+        entry = {"split": i, "identity": r["identity"]["history"],
+                 "emotion": r["baseline"]["history"], "joint": r["tfe_jl"]["history"]}
+        if r.get("controls"):
+            entry.update({k: v["history"] for k, v in r["controls"].items()})
+        metrics.append(entry)
+    atomic_write_json(os.path.join(out, "metrics.json"), metrics)
+    try:
+        from .plots import plot_confusion, plot_curves
+    except ImportError:  # matplotlib is optional for the numbers themselves
+        return
+    plot_curves(per_split[0], os.path.join(out, "curves.png"), synthetic=doc["synthetic"])
+    plot_confusion(per_split, classes, os.path.join(out, "confusion.png"),
+                   synthetic=doc["synthetic"])
+
+
+def format_table(doc) -> str:
+    """The paper-style comparison, labelled synthetic where it is."""
+    proto = doc["protocol"]
+    tag = " [SYNTHETIC DATA]" if doc["synthetic"] else ""
+    n = proto["folds"]
+    unit = "seeds" if proto["fold_kind"] == "seed" else f"{proto['fold_kind']} folds"
+    lines = [f"tfe {proto['tfe_version']}: {proto['dataset']}{tag}, {len(proto['classes'])} "
+             f"classes, {n} {unit}; test accuracy at the epoch chosen on validation"]
+    lines.append(f"{'':28s}{'model':10s}{'test acc %':>16s}   per {unit.split()[-1][:-1]}")
+
+    def row(label, entry):
+        if entry is None:
+            return f"{label:28s}{'-':10s}{'n/a':>16s}"
+        per = ", ".join("-" if v is None else f"{v:.1f}" for v in entry["per_fold"])
+        return (f"{label:28s}{entry['model']:10s}"
+                f"{entry['test_acc']:>9.2f} ± {entry['test_acc_std']:<4.2f}   [{per}]")
+
+    lines.append(row("baseline (ResNet)", doc["baseline"]))
+    lines.append(row("TFE-JL", doc["tfe_jl"]))
+    controls = doc.get("controls") or {}
+    if controls:
+        lines.append(row("control: baseline +epochs", controls.get("baseline_more_epochs")))
+        lines.append(row("control: random identity", controls.get("tfe_random_identity")))
+    ident = doc["identity"]
+    if ident.get("val_acc") is not None:
+        lines.append(f"identity net (DeepID) validation accuracy: {ident['val_acc']:.1f} %")
+    paper = PAPER.get(proto["dataset"])
+    if paper:
+        lines.append(f"paper ({proto['dataset']}): {paper[0]} {paper[1]:.2f} %, "
+                     f"TFE-JL {paper[2]:.2f} %")
+    w = doc["wall_s"]
+    lines.append("wall time: " + ", ".join(f"{k} {v:.0f} s" for k, v in w.items() if v is not None))
+    return "\n".join(lines)
+
+
+# ---- tfe-predict ------------------------------------------------------------------------------
+def predict_main(argv=None):
+    p = argparse.ArgumentParser(prog="tfe-predict",
+                                description="Class probabilities of face images (one row per "
+                                            "image, the paper's Table 1 form)")
+    p.add_argument("model", help="a .safetensors model file written by tfe-train")
+    p.add_argument("images", nargs="+", help="image files (PNG, JPEG, PGM, ...; any size)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    args = p.parse_args(argv)
+    from .data.transforms import resize_gray
+    from .modelfile import LoadedModel
+
+    try:
+        model = LoadedModel(args.model)
+    except ValueError as e:
+        raise SystemExit(f"tfe-predict: error: {e}")
+    size = model.input_size[0]
+    batch = []
+    for path in args.images:
+        try:
+            batch.append(resize_gray(_read_image(path), size))
+        except ValueError as e:
+            raise SystemExit(f"tfe-predict: error: {e}")
+    probs = model.probabilities(np.stack(batch))
+    if args.json:
+        print(json.dumps([{"image": path, **{c: float(v) for c, v in zip(model.classes, row)}}
+                          for path, row in zip(args.images, probs)], indent=2))
+        return 0
+    width = max(len(os.path.basename(s)) for s in args.images) + 2
+    print(f"{'image':{width}s}" + "".join(f"{c[:8]:>10s}" for c in model.classes) + "  prediction")
+    for path, row in zip(args.images, probs):
+        print(f"{os.path.basename(path):{width}s}" + "".join(f"{v:10.4f}" for v in row) +
+              f"  {model.classes[int(row.argmax())]}")
+    return 0
+
+
+def _read_image(path):
+    """uint8 [H, W] or [H, W, 3] from any format Pillow reads."""
+    try:
+        from PIL import Image
+    except ImportError:
+        raise ValueError("reading images needs Pillow (pip install pillow)") from None
+    try:
+        with Image.open(path) as im:
+            im.load()
+            if im.mode not in ("L", "RGB"):
+                im = im.convert("RGB")
+            return np.asarray(im)
+    except (OSError, SyntaxError) as e:
+        raise ValueError(f"{path}: cannot read image ({e})") from None
+
+
+def main():
+    print(f"tfe {__version__}: use tfe-train or tfe-predict")

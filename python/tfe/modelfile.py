@@ -1,0 +1,80 @@
+"""Deployable model files: weights + architecture + preprocessing contract + self-test.
+
+The preprocessing contract says how to turn a face image into the network input: input
+size, grayscale, per-pixel mean/std (stored as tensors ``preprocess.mean`` and
+``preprocess.std``) and the label order. The self-test is a stored reference input
+(``selftest.input``) and the logits the model gave for it (``selftest.logits``), so any
+reader (the Python API, the C++ library) can prove it runs the model correctly.
+"""
+
+import numpy as np
+
+from . import __version__, checkpoint, models
+from .data.transforms import Normalizer
+from .function import no_grad
+from .tensor import Tensor
+
+SELFTEST_SEED = 20240607
+
+
+def save_model(path, model, normalizer, classes, protocol=None):
+    """Writes ``model`` with its preprocessing contract and a fresh self-test, atomically."""
+    mean, std = normalizer.mean, normalizer.std
+    size = int(mean.shape[-1])
+    rng = np.random.default_rng(SELFTEST_SEED)
+    probe = rng.standard_normal((1, 1, size, size)).astype(np.float32)
+    was_training = model.training
+    model.eval()
+    with no_grad():
+        logits = np.array(model(Tensor(probe)).data, copy=True)
+    model.train(was_training)
+    tensors = dict(model.state_dict())
+    tensors.update({"preprocess.mean": mean.astype(np.float32),
+                    "preprocess.std": std.astype(np.float32),
+                    "selftest.input": probe, "selftest.logits": logits})
+    meta = {
+        "architecture": model.arch,
+        "preprocessing": {"input_size": [size, size], "grayscale": True,
+                          "normalization": "per-pixel: (x - preprocess.mean) / preprocess.std, "
+                                           "x in [0, 255]",
+                          "labels": list(classes)},
+        "selftest": {"input": "selftest.input", "logits": "selftest.logits", "atol": 1e-4},
+        "protocol": protocol or {},
+        "tfe_version": __version__,
+    }
+    checkpoint.save(path, tensors, meta)
+
+
+class LoadedModel:
+    """A model file, ready to predict: ``probabilities(images uint8 [N, H, W])``."""
+
+    def __init__(self, path):
+        tensors, meta = checkpoint.load(path)
+        self.path, self.metadata = path, meta
+        try:
+            self.model = models.build(meta["architecture"])
+            pre = meta["preprocessing"]
+            self.classes = list(pre["labels"])
+            self.input_size = tuple(pre["input_size"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise ValueError(f"[model] {path}: incomplete metadata ({e})") from None
+        self.normalizer = Normalizer.from_arrays(tensors.pop("preprocess.mean"),
+                                                 tensors.pop("preprocess.std"))
+        self.selftest_input = tensors.pop("selftest.input")
+        self.selftest_logits = tensors.pop("selftest.logits")
+        self.model.load_state_dict(tensors)
+        self.model.eval()
+
+    def logits(self, x):
+        with no_grad():
+            return np.array(self.model(Tensor(np.ascontiguousarray(x, np.float32))).data, copy=True)
+
+    def probabilities(self, images):
+        """Class probabilities [N, K] for uint8 images already at the input size."""
+        z = self.logits(self.normalizer.apply(images))
+        z = np.exp(z - z.max(1, keepdims=True))
+        return z / z.sum(1, keepdims=True)
+
+    def selftest(self):
+        """Max |logit difference| on the stored reference input (should be ~1e-6)."""
+        return float(np.abs(self.logits(self.selftest_input) - self.selftest_logits).max())

@@ -1,0 +1,43 @@
+"""Softmax cross-entropy, mean over the batch, with hard labels or probability targets."""
+
+import numpy as np
+
+from .. import backend
+from ..function import Function
+from ..tensor import Tensor
+
+
+class CrossEntropy(Function):
+    @staticmethod
+    def forward(ctx, logits, labels):
+        loss, prob = backend.current().cross_entropy_forward(logits, labels)
+        ctx.save_for_backward(prob, labels)
+        return loss
+
+    @staticmethod
+    def backward(ctx, dloss):
+        prob, labels = ctx.saved
+        g = float(np.asarray(dloss).reshape(-1)[0])
+        return backend.current().cross_entropy_backward(prob, labels, g), None
+
+
+class SoftCrossEntropy(Function):
+    @staticmethod
+    def forward(ctx, logits, target):
+        loss, prob = backend.current().cross_entropy_soft_forward(logits, target)
+        ctx.save_for_backward(prob, target)
+        return loss
+
+    @staticmethod
+    def backward(ctx, dloss):
+        prob, target = ctx.saved
+        g = float(np.asarray(dloss).reshape(-1)[0])
+        return backend.current().cross_entropy_soft_backward(prob, target, g), None
+
+
+def cross_entropy(logits, target):
+    """``target``: int64 class labels [N], or float32 probabilities [N, K] (soft targets)."""
+    t = target.data if isinstance(target, Tensor) else target
+    if str(t.dtype) == "int64":
+        return CrossEntropy.apply(logits, t)
+    return SoftCrossEntropy.apply(logits, t)

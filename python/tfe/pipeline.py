@@ -1,0 +1,228 @@
+"""The paper's pipeline, one run per seed (synthetic data) or per fold (real data):
+
+1. identity: DeepID pre-trained to classify people of the identity set (one image per
+   person held out for validation);
+2. emotion: the ResNet baseline trained on the expression training split;
+3. joint: TFE = DeepID (pre-trained) + ResNet (pre-trained) + TFE head, fine-tuned end to
+   end, the identity branch at its own (lower) learning rate;
+4. controls, so that the gain from identity is not confused with more training: the
+   baseline fine-tuned for the same extra epochs with the same schedule, and the joint
+   model with an untrained (random) identity branch.
+
+Every stage selects its epoch on the validation split and reports the test split once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from . import __version__, models, optim
+from . import random as tfe_random
+from .data import Augmenter, Normalizer
+from .modelfile import save_model
+from .train import train_stage
+
+
+@dataclass
+class Protocol:
+    """Hyper-parameters of one pipeline run (recorded in results.json)."""
+
+    dataset: str
+    emotion_model: str = "resnet12"
+    epochs_identity: int = 8
+    epochs_emotion: int = 12
+    epochs_joint: int = 6
+    batch_size: int = 64
+    lr_identity: float = 0.05
+    lr_emotion: float = 0.1
+    lr_joint: float = 0.01
+    lr_joint_identity: float = 0.001
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    augment: bool = True
+    controls: bool = True
+    seeds: list = field(default_factory=lambda: [0])
+
+
+def _sgd(groups, p: Protocol):
+    return optim.SGD(groups, lr=groups[0]["lr"], momentum=p.momentum, weight_decay=p.weight_decay)
+
+
+def split_identity_validation(identity_set, seed):
+    """One image per person held out for validation, as in the paper."""
+    rng = np.random.default_rng(seed)
+    val = []
+    for person in np.unique(identity_set.labels):
+        idx = np.flatnonzero(identity_set.labels == person)
+        val.append(rng.choice(idx))
+    val = np.sort(np.array(val))
+    train = np.setdiff1d(np.arange(len(identity_set)), val)
+    return identity_set.subset(train), identity_set.subset(val)
+
+
+def run_split(splits, protocol: Protocol, seed: int, out_dir: str, progress=True, log=print):
+    """All stages on one split dict {train, val, test, identity}; returns per-stage results."""
+    os.makedirs(out_dir, exist_ok=True)
+    train, val, test = splits["train"], splits["val"], splits["test"]
+    classes = train.classes
+    p = protocol
+    aug = Augmenter(seed=seed) if p.augment else None
+    stage_args = dict(seed=seed, out_dir=out_dir, progress=progress, log=log,
+                      batch_size=p.batch_size)
+    out = {"wall_s": {}}
+
+    # 1. identity
+    tfe_random.manual_seed(seed)
+    id_train, id_val = split_identity_validation(splits["identity"], seed)
+    id_norm = Normalizer.fit(id_train.images)
+    deepid = models.DeepID(splits["identity"].num_classes, seed=seed)
+    opt = _sgd([{"params": deepid.parameters(), "lr": p.lr_identity}], p)
+    res = train_stage("identity", deepid, opt, optim.CosineLR(opt, p.epochs_identity), id_train,
+                      id_val, None, id_norm, epochs=p.epochs_identity, augmenter=aug,
+                      save_model=lambda path, m: save_model(path, m, id_norm, id_train.classes),
+                      **stage_args)
+    out["identity"] = {"model": "deepid", "val_acc": res.val_acc, "verification_acc": None,
+                       "best_epoch": res.best_epoch, "history": res.history}
+    out["wall_s"]["identity"] = res.wall_s
+    identity_state = deepid.state_dict()
+
+    # 2. emotion baseline
+    norm = Normalizer.fit(train.images)
+    save = lambda path, m: save_model(path, m, norm, classes, asdict(p))  # noqa: E731
+    tfe_random.manual_seed(seed + 1)
+    resnet = models.ARCHITECTURES[p.emotion_model](num_classes=len(classes))
+    opt = _sgd([{"params": resnet.parameters(), "lr": p.lr_emotion}], p)
+    res = train_stage("emotion", resnet, opt, optim.CosineLR(opt, p.epochs_emotion), train, val,
+                      test, norm, epochs=p.epochs_emotion, augmenter=aug, save_model=save,
+                      **stage_args)
+    out["baseline"] = _summary(p.emotion_model, res)
+    out["wall_s"]["emotion"] = res.wall_s
+    emotion_state = resnet.state_dict()
+
+    # 3. joint learning
+    def joint(name, identity_weights):
+        tfe_random.manual_seed(seed + 2)
+        ident = models.DeepID(splits["identity"].num_classes, seed=seed)
+        if identity_weights is not None:
+            ident.load_state_dict(identity_weights)
+        emo = models.ARCHITECTURES[p.emotion_model](num_classes=len(classes))
+        emo.load_state_dict(emotion_state)
+        model = models.TFE(ident, emo, len(classes))
+        id_params, rest = model.parameter_groups()
+        opt = _sgd([{"params": rest, "lr": p.lr_joint},
+                    {"params": id_params, "lr": p.lr_joint_identity}], p)
+        return train_stage(name, model, opt, optim.CosineLR(opt, p.epochs_joint), train, val,
+                           test, norm, epochs=p.epochs_joint, augmenter=aug, save_model=save,
+                           **stage_args)
+
+    res = joint("joint", identity_state)
+    out["tfe_jl"] = _summary("tfe" + p.emotion_model[len("resnet"):], res)
+    out["wall_s"]["joint"] = res.wall_s
+    out["test_labels"] = test.labels
+    out["test_predictions"] = res.test_predictions
+
+    # 4. controls
+    out["controls"] = None
+    if p.controls:
+        controls = {}
+        tfe_random.manual_seed(seed + 3)
+        more = models.ARCHITECTURES[p.emotion_model](num_classes=len(classes))
+        more.load_state_dict(emotion_state)
+        opt = _sgd([{"params": more.parameters(), "lr": p.lr_joint}], p)
+        res = train_stage("baseline_more_epochs", more, opt, optim.CosineLR(opt, p.epochs_joint),
+                          train, val, test, norm, epochs=p.epochs_joint, augmenter=aug,
+                          save_model=save, **stage_args)
+        controls["baseline_more_epochs"] = _summary(p.emotion_model, res)
+        res = joint("tfe_random_identity", None)
+        controls["tfe_random_identity"] = _summary("tfe", res)
+        out["controls"] = controls
+        out["wall_s"]["controls"] = sum(c["wall_s"] for c in controls.values())
+    return out
+
+
+def _summary(model_name, res):
+    return {"model": model_name, "test_acc": res.test_acc, "val_acc": res.val_acc,
+            "best_epoch": res.best_epoch, "history": res.history, "wall_s": res.wall_s}
+
+
+def aggregate(per_split, key_path):
+    """Mean, std and per-split list of test accuracy at ``key_path`` (e.g. ("baseline",))."""
+    values = []
+    for r in per_split:
+        node = r
+        for k in key_path:
+            node = None if node is None else node.get(k)
+        values.append(None if node is None else node.get("test_acc"))
+    got = [v for v in values if v is not None]
+    if not got:
+        return None
+    return {"test_acc": float(np.mean(got)),
+            "test_acc_std": float(np.std(got, ddof=1)) if len(got) > 1 else 0.0,
+            "per_fold": values}
+
+
+def fold_hash(split_descriptions) -> str:
+    """sha256 over the sorted per-split subject lists: identifies the exact partition."""
+    blob = json.dumps(split_descriptions, sort_keys=True).encode()
+    return "sha256:" + hashlib.sha256(blob).hexdigest()
+
+
+def describe_split(splits):
+    return {k: sorted(set(map(str, v.subjects))) for k, v in splits.items()}
+
+
+def results_document(per_split, protocol: Protocol, *, synthetic, classes, frames, fold_kind,
+                     fold_hash_value, identity_data, wall_total):
+    """The results.json contract of the design notes (accuracies in percent)."""
+    def stage_wall(key):
+        vals = [r["wall_s"].get(key) for r in per_split if r["wall_s"].get(key) is not None]
+        return float(sum(vals)) if vals else None
+
+    ident = [r["identity"] for r in per_split]
+    baseline = aggregate(per_split, ("baseline",))
+    tfe_jl = aggregate(per_split, ("tfe_jl",))
+    controls = None
+    if all(r.get("controls") for r in per_split):
+        controls = {k: aggregate(per_split, ("controls", k))
+                    for k in ("baseline_more_epochs", "tfe_random_identity")}
+    return {
+        "synthetic": synthetic,
+        "protocol": {
+            "dataset": protocol.dataset, "classes": list(classes), "frames": frames,
+            "folds": len(per_split), "fold_kind": fold_kind, "fold_hash": fold_hash_value,
+            "selection": "validation", "seed": protocol.seeds[0], "seeds": protocol.seeds,
+            "epochs": {"identity": protocol.epochs_identity, "emotion": protocol.epochs_emotion,
+                       "joint": protocol.epochs_joint},
+            "batch_size": protocol.batch_size,
+            "lr": {"identity": protocol.lr_identity, "emotion": protocol.lr_emotion,
+                   "joint": protocol.lr_joint, "joint_identity_branch": protocol.lr_joint_identity},
+            "momentum": protocol.momentum, "weight_decay": protocol.weight_decay,
+            "augment": protocol.augment, "identity_data": identity_data,
+            "tfe_version": __version__,
+        },
+        "baseline": None if baseline is None else {"model": protocol.emotion_model, **baseline},
+        "tfe_jl": None if tfe_jl is None else {
+            "model": "tfe" + protocol.emotion_model[len("resnet"):], **tfe_jl},
+        "controls": controls,
+        "identity": {"model": "deepid",
+                     "val_acc": _mean([i["val_acc"] for i in ident]),
+                     "verification_acc": None},
+        "wall_s": {"identity": stage_wall("identity"), "emotion": stage_wall("emotion"),
+                   "joint": stage_wall("joint"), "controls": stage_wall("controls"),
+                   "total": wall_total},
+    }
+
+
+def _mean(values):
+    got = [v for v in values if v is not None]
+    return float(np.mean(got)) if got else None
+
+
+def now():
+    return time.time()

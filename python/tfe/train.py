@@ -1,0 +1,160 @@
+"""Training and evaluation loops shared by the three stages (identity, emotion, joint).
+
+Selection is honest: after every epoch the model is scored on the validation split only;
+the kept weights are those of the best validation epoch, and the test split is scored
+once, for those weights. Each epoch ends with an atomic checkpoint of everything needed to
+resume (weights, momentum buffers, epoch, history, best-so-far), so an interrupted stage
+continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import checkpoint, ops
+from .data import BatchLoader
+from .function import no_grad
+from .tensor import Tensor
+
+
+@dataclass
+class StageResult:
+    name: str
+    best_epoch: int  # 1-based; 0 when no epoch ran
+    val_acc: float | None
+    test_acc: float | None
+    history: list = field(default_factory=list)
+    wall_s: float = 0.0
+    test_predictions: np.ndarray | None = None
+
+
+def predict_logits(model, images, normalizer, batch_size=256):
+    """Logits [N, K] for uint8 images [N, H, W], in evaluation mode, without a graph."""
+    was_training = model.training
+    model.eval()
+    out = []
+    with no_grad():
+        for i in range(0, len(images), batch_size):
+            x = normalizer.apply(images[i:i + batch_size])
+            out.append(np.array(model(Tensor(x)).data, copy=True))
+    model.train(was_training)
+    return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
+
+
+def evaluate(model, imageset, normalizer, batch_size=256):
+    """(accuracy %, mean cross-entropy, predicted classes) on a labelled ImageSet."""
+    logits = predict_logits(model, imageset.images, normalizer, batch_size)
+    labels = imageset.labels
+    shifted = logits - logits.max(1, keepdims=True)
+    logp = shifted - np.log(np.exp(shifted).sum(1, keepdims=True))
+    loss = float(-logp[np.arange(len(labels)), labels].mean())
+    pred = logits.argmax(1)
+    return 100.0 * float((pred == labels).mean()), loss, pred
+
+
+def _resume_path(out_dir, name):
+    return os.path.join(out_dir, f"{name}.resume.safetensors")
+
+
+def _best_path(out_dir, name):
+    return os.path.join(out_dir, f"{name}.safetensors")
+
+
+def train_stage(name, model, optimizer, scheduler, train_set, val_set, test_set, normalizer,
+                *, epochs, batch_size, augmenter=None, seed=0, out_dir, save_model,
+                progress=True, resume=True, log=print):
+    """Trains ``model`` for ``epochs`` epochs and restores its best-validation weights.
+
+    ``save_model(path, model)`` writes the deployable best checkpoint (with metadata).
+    Returns a StageResult; the model ends holding the selected weights.
+    """
+    start = time.time()
+    history, best = [], {"epoch": 0, "val_acc": -1.0, "val_loss": float("inf")}
+    first_epoch = 0
+    rpath, bpath = _resume_path(out_dir, name), _best_path(out_dir, name)
+    if resume and os.path.exists(rpath):
+        tensors, meta = checkpoint.load(rpath)
+        state = meta["resume"]
+        model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+        optimizer.load_state_dict({"lr": state["lr"], "momentum": {
+            int(k[9:]): v for k, v in tensors.items() if k.startswith("momentum.")}})
+        history, best, first_epoch = state["history"], state["best"], state["epoch"]
+        log(f"[{name}] resuming after epoch {first_epoch} of {epochs}")
+
+    loader = BatchLoader(train_set, batch_size, normalizer, augmenter=augmenter, shuffle=True,
+                         seed=seed, drop_last=len(train_set) > batch_size)
+    best_state = model.state_dict() if best["epoch"] == 0 else None
+    for epoch in range(first_epoch, epochs):
+        scheduler.set_epoch(epoch)
+        loader.set_epoch(epoch)
+        model.train()
+        t0, seen, correct, loss_sum = time.time(), 0, 0, 0.0
+        bar = _progress(loader, f"{name} {epoch + 1}/{epochs}", progress)
+        for x, y in bar:
+            logits = model(Tensor(x))
+            loss = ops.cross_entropy(logits, y)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            n = len(x)
+            seen += n
+            loss_sum += loss.item() * n
+            target = y if y.ndim == 1 else y.argmax(1)
+            correct += int((np.asarray(logits.data).argmax(1) == target).sum())
+            if progress:
+                bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{100 * correct / seen:.1f}",
+                                img_s=f"{seen / (time.time() - t0):.0f}")
+        train_s = time.time() - t0
+        val_acc, val_loss, _ = evaluate(model, val_set, normalizer)
+        row = {"epoch": epoch + 1, "train_loss": loss_sum / max(seen, 1),
+               "train_acc": 100.0 * correct / max(seen, 1), "val_loss": val_loss,
+               "val_acc": val_acc, "lr": optimizer.param_groups[-1]["lr"],
+               "images_per_s": seen / max(train_s, 1e-9)}
+        history.append(row)
+        if (val_acc, -val_loss) > (best["val_acc"], -best["val_loss"]):
+            best = {"epoch": epoch + 1, "val_acc": val_acc, "val_loss": val_loss}
+            best_state = model.state_dict()
+            save_model(bpath, model)
+        elif best_state is None:  # resumed: the best weights live in the best checkpoint
+            best_state = _load_model_state(bpath)
+        _save_resume(rpath, model, optimizer, epoch + 1, history, best)
+        if not progress:
+            log(f"[{name}] epoch {epoch + 1}/{epochs} loss {row['train_loss']:.3f} "
+                f"train {row['train_acc']:.1f}% val {val_acc:.1f}% "
+                f"({row['images_per_s']:.0f} img/s)")
+
+    if best_state is None:
+        best_state = _load_model_state(bpath)
+    model.load_state_dict(best_state)
+    test_acc, pred = None, None
+    if test_set is not None and len(test_set):
+        test_acc, _, pred = evaluate(model, test_set, normalizer)
+    return StageResult(name, best["epoch"], best["val_acc"] if best["epoch"] else None, test_acc,
+                       history, time.time() - start, pred)
+
+
+def _load_model_state(path):
+    tensors, _ = checkpoint.load(path)
+    return {k: v for k, v in tensors.items() if not k.startswith("preprocess.")
+            and not k.startswith("selftest.")}
+
+
+def _save_resume(path, model, optimizer, epoch, history, best):
+    opt = optimizer.state_dict()
+    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
+    tensors.update({f"momentum.{i}": v for i, v in opt["momentum"].items()})
+    state = {"epoch": epoch, "history": history, "best": best, "lr": opt["lr"]}
+    checkpoint.save(path, tensors, {"resume": json.dumps(state)})
+
+
+def _progress(iterable, desc, enabled):
+    if not enabled:
+        return iterable
+    from tqdm import tqdm
+
+    return tqdm(iterable, desc=desc, leave=False, dynamic_ncols=True)

@@ -1,0 +1,38 @@
+"""Native elementwise add (add_forward) against the reference: exact, any shape."""
+import numpy as np
+import pytest
+
+import tfe.reference as ref
+from helpers import nat, noncontig, raises, randn
+from tfe import _native as native
+from tolerances import assert_close
+
+SHAPES = [(1,), (5, 13), (1, 3, 7, 9), (5, 13, 9, 7), (2, 3, 4, 5, 6), (8, 16, 48, 48), (0, 4)]
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=["x".join(map(str, s)) for s in SHAPES])
+def test_forward(rng, shape):
+    a, b = randn(rng, *shape), randn(rng, *shape)
+    a0, b0 = a.copy(), b.copy()
+    assert_close(nat(native.add_forward(a, b)), ref.add_forward(a, b), "add", "y")
+    np.testing.assert_array_equal(a, a0)
+    np.testing.assert_array_equal(b, b0)
+
+
+def test_same_array_twice(rng):
+    a = randn(rng, 5, 13)
+    assert_close(nat(native.add_forward(a, a)), ref.add_forward(a, a), "add", "y")
+
+
+@pytest.mark.parametrize("call,match", [
+    (lambda a, b: native.add_forward(a, b[:, :3].copy()), "b: expected shape"),
+    (lambda a, b: native.add_forward(a, b.reshape(4, 5, 1)), "b: expected shape"),
+    (lambda a, b: native.add_forward(a, b.reshape(-1)), "b: expected shape"),
+    (lambda a, b: native.add_forward(a.astype(np.float64), b), "a: "),
+    (lambda a, b: native.add_forward(a, b.astype(np.int64)), "b: expected float32"),
+    (lambda a, b: native.add_forward(noncontig(a), b), "a: array is not C-contig"),
+    (lambda a, b: native.add_forward(a, None), "b: required"),
+], ids=["shape", "rank", "flat", "float64", "int64", "non-contiguous", "None"])
+def test_rejects(rng, call, match):
+    with raises("add_forward", match):
+        call(randn(rng, 4, 5), randn(rng, 4, 5))

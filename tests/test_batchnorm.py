@@ -1,0 +1,265 @@
+"""Native batch norm (BatchNorm1d on [N, C], BatchNorm2d on [N, C, H, W]) against the reference.
+
+Training forward (y, save_mean, save_invstd and the in-place running-statistics update),
+eval forward, backward (dx, dgamma, dbeta, accumulation into caller buffers), several
+training steps in a row, determinism and argument validation.
+"""
+import numpy as np
+import pytest
+
+import tfe.reference as ref
+from helpers import (bn_dx_unit, nat, noncontig, num_threads, pow2_scale, raises, randn, readonly,
+                     uniform)
+from tfe import _native as native
+from tolerances import assert_close
+
+SHAPES = [
+    (5, 3),            # BatchNorm1d, odd batch
+    (2, 13),           # the smallest training batch
+    (64, 5),
+    (1, 3, 7, 9),      # batch 1: statistics over one image
+    (5, 13, 7, 9),
+    (2, 5, 1, 1),      # 2 values per channel
+    (3, 8, 11, 5),
+]
+PAPER = (8, 16, 48, 48)
+# (eps, momentum) pairs cycled over the shapes
+HYPER = [(1e-5, 0.1), (1e-3, 0.3), (1e-5, 1.0), (0.5, 0.0)]
+
+
+def _ids(cases):
+    return ["x".join(map(str, c)) for c in cases]
+
+
+def make(rng, shape):
+    C = shape[1]
+    # Non-zero mean and non-unit spread per channel, as after a conv layer.
+    cshape = (1, C) + (1,) * (len(shape) - 2)
+    x = (randn(rng, *shape) * uniform(rng, *cshape, low=0.5, high=3.0)
+         + randn(rng, *cshape, scale=2.0)).astype(np.float32)
+    gamma = uniform(rng, C, low=0.5, high=1.5)
+    beta = randn(rng, C, scale=0.5)
+    rm = randn(rng, C, scale=0.3)
+    rv = uniform(rng, C, low=0.5, high=2.0)
+    return x, gamma, beta, rm, rv
+
+
+def check_train(x, gamma, beta, rm, rv, eps, mom):
+    rm_n, rv_n, rm_r, rv_r = rm.copy(), rv.copy(), rm.copy(), rv.copy()
+    y, m, s = map(nat, native.batchnorm_forward_train(x, gamma, beta, rm_n, rv_n, eps, mom))
+    ry, rmean, rinv = ref.batchnorm_forward_train(x, gamma, beta, rm_r, rv_r, eps, mom)
+    assert_close(y, ry, "batchnorm", "y")
+    assert_close(m, rmean, "batchnorm", "save_mean")
+    assert_close(s, rinv, "batchnorm", "save_invstd")
+    assert_close(rm_n, rm_r, "batchnorm", "running_mean")
+    assert_close(rv_n, rv_r, "batchnorm", "running_var")
+    return y, m, s
+
+
+def check_backward(rng, x, gamma, m, s):
+    M = x.size // x.shape[1]
+    g = pow2_scale(M)
+    dy = randn(rng, *x.shape, scale=g)  # dgamma, dbeta (sums over M) are O(1)
+    dx, dg, db = map(nat, native.batchnorm_backward(dy, x, gamma, m, s))
+    rdx, rdg, rdb = ref.batchnorm_backward(dy, x, gamma, m, s)
+    u = bn_dx_unit(gamma, s, g, x.ndim)
+    assert_close(dx / u, rdx / u, "batchnorm", "dx")  # exact rescale to its natural scale
+    assert_close(dg, rdg, "batchnorm", "dgamma")
+    assert_close(db, rdb, "batchnorm", "dbeta")
+    return dy
+
+
+@pytest.mark.parametrize("i", range(len(SHAPES)), ids=_ids(SHAPES))
+def test_train_forward_and_backward(rng, i):
+    x, gamma, beta, rm, rv = make(rng, SHAPES[i])
+    eps, mom = HYPER[i % len(HYPER)]
+    _, m, s = check_train(x, gamma, beta, rm, rv, eps, mom)
+    # The backward from the reference's saved statistics too, so each half is tested alone.
+    _, rmean, rinv = ref.batchnorm_forward_train(x, gamma, beta, rm.copy(), rv.copy(), eps, mom)
+    check_backward(rng, x, gamma, rmean, rinv)
+
+
+@pytest.mark.parametrize("i", range(len(SHAPES)), ids=_ids(SHAPES))
+def test_eval_forward(rng, i):
+    x, gamma, beta, rm, rv = make(rng, SHAPES[i])
+    eps = HYPER[i % len(HYPER)][0]
+    rm0, rv0 = rm.copy(), rv.copy()
+    y = nat(native.batchnorm_forward_eval(x, gamma, beta, rm, rv, eps))
+    assert_close(y, ref.batchnorm_forward_eval(x, gamma, beta, rm, rv, eps), "batchnorm", "y")
+    np.testing.assert_array_equal(rm, rm0)  # eval never touches the running statistics
+    np.testing.assert_array_equal(rv, rv0)
+
+
+def test_paper_shape(rng):
+    x, gamma, beta, rm, rv = make(rng, PAPER)
+    _, m, s = check_train(x, gamma, beta, rm, rv, 1e-5, 0.1)
+    check_backward(rng, x, gamma, m, s)
+    y = nat(native.batchnorm_forward_eval(x, gamma, beta, rm, rv))
+    assert_close(y, ref.batchnorm_forward_eval(x, gamma, beta, rm, rv), "batchnorm", "eval y")
+
+
+@pytest.mark.parametrize("shape", [(6, 13), (3, 5, 7, 9)], ids=_ids([(6, 13), (3, 5, 7, 9)]))
+def test_running_stats_over_several_steps(rng, shape):
+    _, gamma, beta, rm, rv = make(rng, shape)
+    rm_n, rv_n = rm.copy(), rv.copy()
+    for step in range(4):
+        x = make(rng, shape)[0]
+        out = native.batchnorm_forward_train(x, gamma, beta, rm_n, rv_n, 1e-5, 0.1)
+        ref.batchnorm_forward_train(x, gamma, beta, rm, rv, 1e-5, 0.1)
+        del out
+        assert_close(rm_n, rm, "batchnorm", f"running_mean step {step}")
+        assert_close(rv_n, rv, "batchnorm", f"running_var step {step}")
+
+
+def test_defaults(rng):
+    x, gamma, beta, rm, rv = make(rng, (4, 5, 3, 3))
+    rm2, rv2 = rm.copy(), rv.copy()
+    y1 = nat(native.batchnorm_forward_train(x, gamma, beta, rm, rv)[0])
+    y2 = nat(native.batchnorm_forward_train(x, gamma, beta, rm2, rv2, eps=1e-5, momentum=0.1)[0])
+    np.testing.assert_array_equal(y1, y2)
+    np.testing.assert_array_equal(rm, rm2)
+    np.testing.assert_array_equal(rv, rv2)
+
+
+def test_backward_accumulates(rng):
+    x, gamma, beta, rm, rv = make(rng, (5, 13, 7, 9))
+    _, m, s = ref.batchnorm_forward_train(x, gamma, beta, rm, rv)
+    dy = randn(rng, *x.shape, scale=pow2_scale(5 * 63))
+    _, rdg, rdb = ref.batchnorm_backward(dy, x, gamma, m, s)
+    dg0, db0 = randn(rng, 13), randn(rng, 13)
+    dg, db = dg0.copy(), db0.copy()
+    _, dg_out, db_out = native.batchnorm_backward(dy, x, gamma, m, s, dgamma=dg, dbeta=db)
+    assert np.shares_memory(nat(dg_out), dg) and np.shares_memory(nat(db_out), db)
+    assert_close(dg, dg0 + rdg, "batchnorm", "dgamma +=")
+    assert_close(db, db0 + rdb, "batchnorm", "dbeta +=")
+    dg, db = np.zeros(13, np.float32), np.zeros(13, np.float32)
+    for _ in range(2):
+        native.batchnorm_backward(dy, x, gamma, m, s, dgamma=dg, dbeta=db)
+    assert_close(dg, 2 * rdg, "batchnorm", "2 dgamma")
+    assert_close(db, 2 * rdb, "batchnorm", "2 dbeta")
+
+
+@pytest.mark.parametrize("shape", [(256, 96), (8, 16, 24, 24)], ids=["1d", "2d"])
+def test_deterministic_and_thread_count_independent(rng, shape):
+    x, gamma, beta, rm, rv = make(rng, shape)
+    dy = randn(rng, *shape, scale=pow2_scale(x.size // shape[1]))
+
+    def run():
+        rm_, rv_ = rm.copy(), rv.copy()
+        fw = [nat(t).copy() for t in native.batchnorm_forward_train(x, gamma, beta, rm_, rv_)]
+        bw = [nat(t).copy() for t in native.batchnorm_backward(dy, x, gamma, fw[1], fw[2])]
+        return fw + bw + [rm_, rv_]
+
+    with num_threads(2):
+        a, b = run(), run()
+    for u, v in zip(a, b):
+        np.testing.assert_array_equal(u, v)
+    with num_threads(1):
+        c = run()
+    for u, v in zip(a, c):
+        assert_close(v, u, "batchnorm", "1 vs 2 threads")
+
+
+# ---- argument validation -------------------------------------------------------------------
+
+def _args(rng, shape=(4, 5, 3, 3)):
+    return list(make(rng, shape))
+
+
+TRAIN_BAD = [
+    ("x float64", lambda a: a.__setitem__(0, a[0].astype(np.float64)), {}, "x: "),
+    ("x int32", lambda a: a.__setitem__(0, a[0].astype(np.int32)), {}, "x: expected float32"),
+    ("x rank 3", lambda a: a.__setitem__(0, a[0][0]), {}, r"x: expected \[N, C\] or"),
+    ("x rank 1", lambda a: a.__setitem__(0, a[0].ravel()), {}, r"x: expected \[N, C\] or"),
+    ("x non-contiguous", lambda a: a.__setitem__(0, noncontig(a[0])), {}, "x: array is not"),
+    ("x empty", lambda a: a.__setitem__(0, a[0][:0]), {}, "x: empty"),
+    ("batch 1 of 1d", lambda a: a.__setitem__(0, a[0][:1, :, 0, 0].copy()), {},
+     "training mode needs more than one value"),
+    ("1x1 map batch 1", lambda a: a.__setitem__(0, a[0][:1, :, :1, :1].copy()), {},
+     "training mode needs more than one value"),
+    ("gamma shape", lambda a: a.__setitem__(1, a[1][:4].copy()), {}, "gamma: expected shape"),
+    ("beta float64", lambda a: a.__setitem__(2, a[2].astype(np.float64)), {}, "beta: "),
+    ("running_mean shape", lambda a: a.__setitem__(3, a[3][:3].copy()), {},
+     "running_mean: expected shape"),
+    ("running_mean read-only", lambda a: a.__setitem__(3, readonly(a[3])), {},
+     "running_mean: is updated in place"),
+    ("running_var read-only", lambda a: a.__setitem__(4, readonly(a[4])), {},
+     "running_var: is updated in place"),
+    ("running_var int64", lambda a: a.__setitem__(4, a[4].astype(np.int64)), {},
+     "running_var: expected float32"),
+    ("eps 0", None, {"eps": 0.0}, "eps must be a positive number"),
+    ("eps negative", None, {"eps": -1e-5}, "eps must be a positive number"),
+    ("eps nan", None, {"eps": float("nan")}, "eps must be a positive number"),
+    ("momentum negative", None, {"momentum": -0.1}, r"momentum must be in \[0, 1\]"),
+    ("momentum > 1", None, {"momentum": 1.5}, r"momentum must be in \[0, 1\]"),
+]
+
+
+@pytest.mark.parametrize("edit,kw,match", [c[1:] for c in TRAIN_BAD], ids=[c[0] for c in TRAIN_BAD])
+def test_train_rejects(rng, edit, kw, match):
+    a = _args(rng)
+    if edit:
+        edit(a)
+    with raises("batchnorm_forward_train", match):
+        native.batchnorm_forward_train(*a, **kw)
+
+
+def test_rejected_train_leaves_running_stats_alone(rng):
+    x, gamma, beta, rm, rv = _args(rng)
+    rm0, rv0 = rm.copy(), rv.copy()
+    with raises("batchnorm_forward_train"):
+        native.batchnorm_forward_train(x, gamma, beta, rm, rv, momentum=2.0)
+    np.testing.assert_array_equal(rm, rm0)
+    np.testing.assert_array_equal(rv, rv0)
+
+
+EVAL_BAD = [
+    ("x float64", lambda a: a.__setitem__(0, a[0].astype(np.float64)), {}, "x: "),
+    ("x rank 3", lambda a: a.__setitem__(0, a[0][0]), {}, r"x: expected \[N, C\] or"),
+    ("running_var shape", lambda a: a.__setitem__(4, a[4][:2].copy()), {},
+     "running_var: expected shape"),
+    ("gamma non-contiguous", lambda a: a.__setitem__(1, noncontig(a[1])), {}, "gamma: array is not"),
+    ("eps 0", None, {"eps": 0.0}, "eps must be a positive number"),
+]
+
+
+@pytest.mark.parametrize("edit,kw,match", [c[1:] for c in EVAL_BAD], ids=[c[0] for c in EVAL_BAD])
+def test_eval_rejects(rng, edit, kw, match):
+    a = _args(rng)
+    if edit:
+        edit(a)
+    with raises("batchnorm_forward_eval", match):
+        native.batchnorm_forward_eval(*a, **kw)
+
+
+def test_eval_accepts_read_only_stats_and_batch_1(rng):
+    x, gamma, beta, rm, rv = _args(rng)
+    y = nat(native.batchnorm_forward_eval(x[:1, :, :1, :1].copy(), gamma, beta, readonly(rm),
+                                          readonly(rv)))
+    assert_close(y, ref.batchnorm_forward_eval(x[:1, :, :1, :1], gamma, beta, rm, rv),
+                 "batchnorm", "eval y")
+
+
+BWD_BAD = [
+    ("dy shape", lambda a: a.__setitem__(0, a[0][:, :, :2].copy()), {}, "dy: expected shape"),
+    ("dy float64", lambda a: a.__setitem__(0, a[0].astype(np.float64)), {}, "dy: "),
+    ("x rank 3", lambda a: a.__setitem__(1, a[1][0]), {}, r"x: expected \[N, C\] or"),
+    ("save_mean shape", lambda a: a.__setitem__(3, a[3][:2].copy()), {},
+     "save_mean: expected shape"),
+    ("save_invstd int64", lambda a: a.__setitem__(4, a[4].astype(np.int64)), {},
+     "save_invstd: expected float32"),
+    ("dgamma read-only", None, {"dgamma": readonly(np.zeros(5, np.float32))},
+     "dgamma: is updated in place"),
+    ("dbeta shape", None, {"dbeta": np.zeros(4, np.float32)}, "dbeta: expected shape"),
+    ("dbeta float64", None, {"dbeta": np.zeros(5)}, "dbeta: "),
+]
+
+
+@pytest.mark.parametrize("edit,kw,match", [c[1:] for c in BWD_BAD], ids=[c[0] for c in BWD_BAD])
+def test_backward_rejects(rng, edit, kw, match):
+    x, gamma, beta, rm, rv = _args(rng)
+    a = [randn(rng, *x.shape), x, gamma, randn(rng, 5), uniform(rng, 5, low=0.5, high=1)]
+    if edit:
+        edit(a)
+    with raises("batchnorm_backward", match):
+        native.batchnorm_backward(*a, **kw)

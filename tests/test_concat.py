@@ -1,0 +1,74 @@
+"""Native concatenation along axis 1 (concat_forward / concat_backward): exact copies."""
+import numpy as np
+import pytest
+
+import tfe.reference as ref
+from helpers import nat, noncontig, raises, randn
+from tfe import _native as native
+from tolerances import assert_close
+
+# (N, [C_j], trailing dims)
+CASES = [
+    (1, [3], ()),
+    (5, [3, 13], ()),
+    (5, [13, 1, 5], (7, 9)),
+    (1, [3, 5], (7, 9)),
+    (2, [0, 4, 0], (3,)),        # empty parts
+    (8, [16, 16], (48, 48)),     # paper shape (feature-map fusion)
+    (128, [160, 64], ()),        # paper TFE head: identity (160) ++ emotion (64) features
+]
+
+
+def _ids():
+    return ["N{}_C{}_{}".format(n, "+".join(map(str, cs)), "x".join(map(str, t)) or "-")
+            for n, cs, t in CASES]
+
+
+@pytest.mark.parametrize("case", CASES, ids=_ids())
+def test_forward_backward(rng, case):
+    N, cs, tail = case
+    xs = [randn(rng, N, c, *tail) for c in cs]
+    y = nat(native.concat_forward(xs))
+    assert_close(y, ref.concat_forward(xs), "concat", "y")
+    dy = randn(rng, *y.shape)
+    dxs = native.concat_backward(dy, cs)
+    rdxs = ref.concat_backward(dy, cs)
+    assert isinstance(dxs, list) and len(dxs) == len(cs)
+    for j, (a, b) in enumerate(zip(dxs, rdxs)):
+        assert_close(nat(a), b, "concat", f"dx[{j}]")
+
+
+def test_tuple_input(rng):
+    xs = (randn(rng, 2, 3), randn(rng, 2, 5))
+    assert_close(nat(native.concat_forward(xs)), ref.concat_forward(list(xs)), "concat", "y")
+
+
+@pytest.mark.parametrize("xs,match", [
+    (lambda r: [], "xs: needs at least one"),
+    (lambda r: [randn(r, 2, 3), randn(r, 3, 3)], r"xs\[1\]: expected shape"),
+    (lambda r: [randn(r, 2, 3, 4), randn(r, 2, 3, 5)], r"xs\[1\]: expected shape"),
+    (lambda r: [randn(r, 2, 3, 4), randn(r, 2, 3)], r"xs\[1\]: expected shape"),
+    (lambda r: [randn(r, 5)], r"xs\[0\]: expected at least 2 dimensions"),
+    (lambda r: [randn(r, 2, 3), randn(r, 2, 3).astype(np.float64)], r"xs\[1\]: "),
+    (lambda r: [randn(r, 2, 3), randn(r, 2, 3).astype(np.int32)], r"xs\[1\]: expected float32"),
+    (lambda r: [noncontig(randn(r, 2, 3))], r"xs\[0\]: array is not C-contig"),
+    (lambda r: [randn(r, 2, 3), None], r"xs\[1\]: required"),
+], ids=["empty list", "batch", "trailing", "rank", "1-d", "float64", "int32", "non-contiguous",
+        "None"])
+def test_forward_rejects(rng, xs, match):
+    with raises("concat_forward", match):
+        native.concat_forward(xs(rng))
+
+
+@pytest.mark.parametrize("dy,sizes,match", [
+    (lambda r: randn(r, 2, 8), [3, 4], "sizes add up to 7 but dy has 8"),
+    (lambda r: randn(r, 2, 8), [3, 6], "sizes add up to 9"),
+    (lambda r: randn(r, 2, 8), [], "sizes: needs at least one"),
+    (lambda r: randn(r, 2, 8), [10, -2], "sizes: negative entry"),
+    (lambda r: randn(r, 8), [8], "dy: expected at least 2 dimensions"),
+    (lambda r: randn(r, 2, 8).astype(np.float64), [8], "dy: "),
+    (lambda r: noncontig(randn(r, 2, 8)), [8], "dy: array is not C-contig"),
+], ids=["short", "long", "no sizes", "negative", "1-d", "float64", "non-contiguous"])
+def test_backward_rejects(rng, dy, sizes, match):
+    with raises("concat_backward", match):
+        native.concat_backward(dy(rng), sizes)

@@ -1,0 +1,213 @@
+"""Native conv2d (tfe._native.conv2d_forward/backward) against the NumPy reference.
+
+Forward output and all three gradients for k = 1..4, stride 1/2, pad 0/1, with and without
+bias, on awkward shapes (batch 1 and 5, odd maps, 3/5/13 channels) and one paper-sized
+layer; gradient accumulation into caller buffers; determinism; argument validation.
+"""
+import itertools
+
+import numpy as np
+import pytest
+
+import tfe.reference as ref
+from helpers import nat, noncontig, num_threads, pow2_scale, raises, randn, readonly
+from tfe import _native as native
+from tolerances import assert_close
+
+# (N, C, H, W, K, k, stride, pad, bias): every (k, stride, pad) combination, with shapes and
+# bias cycling so that each kernel size meets odd maps, batch 1 and 5, and 3/5/13 channels.
+_SHAPES = [(1, 3, 7, 9, 5), (5, 13, 9, 7, 3), (2, 5, 11, 8, 13), (1, 13, 5, 6, 5)]
+GRID = [
+    (*_SHAPES[i % len(_SHAPES)], k, s, p, bool(i % 2 == 0) if k != 2 else bool(i % 2))
+    for i, (k, s, p) in enumerate(itertools.product((1, 2, 3, 4), (1, 2), (0, 1)))
+]
+EXTRA = [
+    (5, 3, 4, 4, 13, 4, 1, 0, True),     # output 1x1: window covers the whole input
+    (3, 5, 9, 7, 5, 3, 3, 1, False),     # stride 3 (> 2): ragged last window dropped
+    (2, 3, 1, 17, 5, 1, 1, 0, True),     # a 1-row image
+    (2, 8, 13, 13, 16, 3, 2, 1, True),   # 8 -> 16 downsampling block on an odd map
+    (1, 16, 24, 24, 32, 1, 2, 0, False),  # 1x1 stride-2 projection shortcut
+]
+PAPER = (8, 16, 48, 48, 16, 3, 1, 1, True)  # 16 -> 16 residual conv on 48x48 faces
+
+
+def _ids(cases):
+    return ["N{}C{}H{}W{}K{}k{}s{}p{}{}".format(*c[:8], "b" if c[8] else "") for c in cases]
+
+
+def make(rng, case):
+    N, C, H, W, K, k, s, p, bias = case
+    x = randn(rng, N, C, H, W)
+    w = randn(rng, K, C, k, k, scale=np.sqrt(2.0 / (C * k * k)))  # He init: y is O(1)
+    b = randn(rng, K, scale=0.5) if bias else None
+    Ho, Wo = (H + 2 * p - k) // s + 1, (W + 2 * p - k) // s + 1
+    # dy as from a batch-mean loss: dw, db (sums over N*Ho*Wo) come out O(1).
+    g = pow2_scale(N * Ho * Wo)
+    dy = randn(rng, N, K, Ho, Wo, scale=g)
+    return x, w, b, dy, g
+
+
+def check_forward(x, w, b, s, p):
+    y = nat(native.conv2d_forward(x, w, b, s, p))
+    assert_close(y, ref.conv2d_forward(x, w, b, s, p), "conv2d", "y")
+
+
+def check_backward(dy, x, w, s, p, g):
+    dx, dw, db = map(nat, native.conv2d_backward(dy, x, w, s, p))
+    rdx, rdw, rdb = ref.conv2d_backward(dy, x, w, s, p)
+    assert_close(dx / g, rdx / g, "conv2d", "dx")  # exact rescale to O(1)
+    assert_close(dw, rdw, "conv2d", "dw")
+    assert_close(db, rdb, "conv2d", "db")
+
+
+@pytest.mark.parametrize("case", GRID + EXTRA, ids=_ids(GRID + EXTRA))
+def test_forward(rng, case):
+    x, w, b, _, _ = make(rng, case)
+    check_forward(x, w, b, case[6], case[7])
+
+
+@pytest.mark.parametrize("case", GRID + EXTRA, ids=_ids(GRID + EXTRA))
+def test_backward(rng, case):
+    x, w, _, dy, g = make(rng, case)
+    check_backward(dy, x, w, case[6], case[7], g)
+
+
+def test_paper_shape(rng):
+    x, w, b, dy, g = make(rng, PAPER)
+    check_forward(x, w, b, 1, 1)
+    check_backward(dy, x, w, 1, 1, g)
+
+
+def test_defaults_and_keywords(rng):
+    x, w, _, _, _ = make(rng, (2, 3, 6, 7, 5, 3, 1, 0, False))
+    y = nat(native.conv2d_forward(x, w))  # b=None, stride=1, pad=0
+    np.testing.assert_array_equal(y, nat(native.conv2d_forward(x=x, w=w, b=None, stride=1, pad=0)))
+    assert_close(y, ref.conv2d_forward(x, w, None, 1, 0), "conv2d", "y")
+
+
+def test_backward_accumulates_into_given_buffers(rng):
+    case = (3, 5, 9, 7, 13, 3, 2, 1, False)
+    x, w, _, dy, g = make(rng, case)
+    _, rdw, rdb = ref.conv2d_backward(dy, x, w, 2, 1)
+    dw0 = randn(rng, *w.shape)
+    db0 = randn(rng, w.shape[0])
+    dw, db = dw0.copy(), db0.copy()
+    dx, dw_out, db_out = native.conv2d_backward(dy, x, w, 2, 1, dw=dw, db=db)
+    assert np.shares_memory(nat(dw_out), dw) and np.shares_memory(nat(db_out), db)
+    assert_close(dw, dw0 + rdw, "conv2d", "dw += ")
+    assert_close(db, db0 + rdb, "conv2d", "db += ")
+    assert dx is not None
+
+    # Twice into zeros == 2x one gradient; compute_dx=False skips dx and keeps dw/db right.
+    dw, db = np.zeros_like(w), np.zeros(w.shape[0], np.float32)
+    for _ in range(2):
+        dx, _, _ = native.conv2d_backward(dy, x, w, 2, 1, dw=dw, db=db, compute_dx=False)
+        assert dx is None
+    assert_close(dw, 2 * rdw, "conv2d", "2 dw")
+    assert_close(db, 2 * rdb, "conv2d", "2 db")
+
+    dx, dw1, db1 = native.conv2d_backward(dy, x, w, 2, 1, compute_dx=False)
+    assert dx is None
+    assert_close(nat(dw1), rdw, "conv2d", "dw")
+    assert_close(nat(db1), rdb, "conv2d", "db")
+
+
+def test_deterministic_and_thread_count_independent(rng):
+    case = (4, 13, 20, 18, 16, 3, 1, 1, True)
+    x, w, b, dy, g = make(rng, case)
+
+    def run():
+        y = nat(native.conv2d_forward(x, w, b, 1, 1)).copy()
+        return (y,) + tuple(nat(t).copy() for t in native.conv2d_backward(dy, x, w, 1, 1))
+
+    with num_threads(2):
+        first, second = run(), run()
+    for a, c in zip(first, second):
+        np.testing.assert_array_equal(a, c)  # bit-identical for a fixed thread count
+    with num_threads(1):
+        single = run()
+    for a, c, name in zip(first, single, ("y", "dx", "dw", "db")):
+        scale = 1 / g if name == "dx" else 1.0
+        assert_close(c * scale, a * scale, "conv2d", name + " 1 vs 2 threads")
+
+
+# ---- argument validation -------------------------------------------------------------------
+
+def _good(rng):
+    x = randn(rng, 2, 3, 7, 9)
+    w = randn(rng, 5, 3, 3, 3)
+    b = randn(rng, 5)
+    dy = randn(rng, 2, 5, 5, 7)
+    return x, w, b, dy
+
+
+FWD_BAD = [
+    ("x float64", lambda x, w, b: (x.astype(np.float64), w, b, 1, 0), "x: "),
+    ("x int64", lambda x, w, b: (x.astype(np.int64), w, b, 1, 0), "x: expected float32"),
+    ("w int32", lambda x, w, b: (x, w.astype(np.int32), b, 1, 0), "w: expected float32"),
+    ("b float64", lambda x, w, b: (x, w, b.astype(np.float64), 1, 0), "b: "),
+    ("x rank 3", lambda x, w, b: (x[0], w, b, 1, 0), "x: expected 4-d"),
+    ("w rank 2", lambda x, w, b: (x, w.reshape(5, -1), b, 1, 0), "w: expected 4-d"),
+    ("channels", lambda x, w, b: (x, w[:, :2].copy(), b, 1, 0), "w: "),
+    ("non-square", lambda x, w, b: (x, w[:, :, :2].copy(), b, 1, 0), "w: kernel must be square"),
+    ("b shape", lambda x, w, b: (x, w, b[:4].copy(), 1, 0), "b: expected shape"),
+    ("b rank", lambda x, w, b: (x, w, b.reshape(5, 1), 1, 0), "b: expected shape"),
+    ("stride 0", lambda x, w, b: (x, w, b, 0, 0), "stride must be >= 1"),
+    ("stride -1", lambda x, w, b: (x, w, b, -1, 0), "stride must be >= 1"),
+    ("pad -1", lambda x, w, b: (x, w, b, 1, -1), "pad must be >= 0"),
+    ("kernel too big", lambda x, w, b: (x[:, :, :2].copy(), w, b, 1, 0), "kernel 3x3 is larger"),
+    ("x non-contiguous", lambda x, w, b: (noncontig(x), w, b, 1, 0), "x: array is not C-contig"),
+    ("w non-contiguous", lambda x, w, b: (x, noncontig(w), b, 1, 0), "w: array is not C-contig"),
+    ("x empty", lambda x, w, b: (x[:0], w, b, 1, 0), "x: empty"),
+    ("w empty", lambda x, w, b: (x, w[:0], b[:0], 1, 0), "w: empty"),
+    ("x None", lambda x, w, b: (None, w, b, 1, 0), "x: required"),
+    ("x list", lambda x, w, b: (x.tolist(), w, b, 1, 0), "x: expected a NumPy array"),
+]
+
+
+@pytest.mark.parametrize("make_args,match", [c[1:] for c in FWD_BAD], ids=[c[0] for c in FWD_BAD])
+def test_forward_rejects(rng, make_args, match):
+    x, w, b, _ = _good(rng)
+    with raises("conv2d_forward", match):
+        native.conv2d_forward(*make_args(x, w, b))
+
+
+BWD_BAD = [
+    ("dy float64", lambda dy, x, w: ((dy.astype(np.float64), x, w, 1, 0), {}), "dy: "),
+    ("dy int64", lambda dy, x, w: ((dy.astype(np.int64), x, w, 1, 0), {}), "dy: expected float32"),
+    ("dy shape", lambda dy, x, w: ((dy[:, :, :4].copy(), x, w, 1, 0), {}), "dy: expected shape"),
+    ("dy rank", lambda dy, x, w: ((dy[0], x, w, 1, 0), {}), "dy: expected 4-d"),
+    ("dy for other stride", lambda dy, x, w: ((dy, x, w, 2, 0), {}), "dy: expected shape"),
+    ("x rank", lambda dy, x, w: ((dy, x[0], w, 1, 0), {}), "x: expected 4-d"),
+    ("channels", lambda dy, x, w: ((dy, x, w[:, :2].copy(), 1, 0), {}), "w: "),
+    ("stride 0", lambda dy, x, w: ((dy, x, w, 0, 0), {}), "stride must be >= 1"),
+    ("pad -2", lambda dy, x, w: ((dy, x, w, 1, -2), {}), "pad must be >= 0"),
+    ("dy non-contiguous", lambda dy, x, w: ((noncontig(dy), x, w, 1, 0), {}), "dy: array is not"),
+    ("dw shape", lambda dy, x, w: ((dy, x, w, 1, 0), {"dw": np.zeros((5, 3, 3, 2), np.float32)}),
+     "dw: expected shape"),
+    ("dw float64", lambda dy, x, w: ((dy, x, w, 1, 0), {"dw": np.zeros(w.shape)}), "dw: "),
+    ("dw read-only", lambda dy, x, w: ((dy, x, w, 1, 0), {"dw": readonly(np.zeros_like(w))}),
+     "dw: is updated in place but the array is read-only"),
+    ("db read-only", lambda dy, x, w: ((dy, x, w, 1, 0), {"db": readonly(np.zeros(5, np.float32))}),
+     "db: is updated in place but the array is read-only"),
+    ("db shape", lambda dy, x, w: ((dy, x, w, 1, 0), {"db": np.zeros(4, np.float32)}),
+     "db: expected shape"),
+    ("dw non-contiguous", lambda dy, x, w: ((dy, x, w, 1, 0), {"dw": noncontig(np.zeros_like(w))}),
+     "dw: array is not C-contig"),
+]
+
+
+@pytest.mark.parametrize("make_args,match", [c[1:] for c in BWD_BAD], ids=[c[0] for c in BWD_BAD])
+def test_backward_rejects(rng, make_args, match):
+    x, w, _, dy = _good(rng)
+    args, kwargs = make_args(dy, x, w)
+    with raises("conv2d_backward", match):
+        native.conv2d_backward(*args, **kwargs)
+
+
+def test_rejected_accumulator_is_untouched(rng):
+    x, w, _, dy = _good(rng)
+    dw = np.ones_like(w)
+    with raises("conv2d_backward"):
+        native.conv2d_backward(dy, x, w, 1, 0, dw=dw, db=np.zeros(4, np.float32))
+    np.testing.assert_array_equal(dw, 1.0)

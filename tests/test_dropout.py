@@ -1,0 +1,105 @@
+"""Native inverted dropout against the reference: the counter-based RNG, the mask and the
+scaled output must be bit-identical (same draws, same single rounding of x / (1 - p))."""
+import numpy as np
+import pytest
+
+import tfe.reference as ref
+from helpers import nat, noncontig, num_threads, raises, randn
+from tfe import _native as native
+
+SEEDS = [0, 1, 12345, 2**63 + 7, 2**64 - 1]
+PS = [0.0, 0.4, 0.9, 0.1, 1 / 3, 0.5]
+SHAPES = [(5, 13, 7, 9), (1, 3), (7,), (8, 16, 48, 48)]
+
+
+def _eq(a, b, name):
+    a, b = np.asarray(a), np.asarray(b)
+    assert a.shape == b.shape and a.dtype == b.dtype, name
+    # Bitwise: also catches -0.0 vs 0.0 and 1-ulp differences.
+    if a.dtype == np.float32:
+        a, b = a.view(np.uint32), b.view(np.uint32)
+    bad = np.flatnonzero(a.ravel() != b.ravel())
+    assert bad.size == 0, f"{name}: {bad.size} of {a.size} elements differ, first at flat {bad[0]}"
+
+
+def test_uniform_matches_reference(rng):
+    idx = np.concatenate([np.arange(1000, dtype=np.uint64),
+                          rng.integers(0, 2**64 - 1, 1000, dtype=np.uint64, endpoint=True),
+                          np.array([2**64 - 1, 2**63, 2**32 - 1, 2**32], np.uint64)])
+    for seed in SEEDS:
+        u = native.dropout_uniform(seed, idx)
+        _eq(u, ref.dropout_uniform(seed, idx), f"uniform seed {seed}")
+        u = np.asarray(u)
+        assert u.min() >= 0 and u.max() < 1
+    # Shape is kept, and the draws look uniform (not a constant or a mis-scaled value).
+    u = np.asarray(native.dropout_uniform(3, np.arange(20000, dtype=np.uint64).reshape(4, 5000)))
+    assert u.shape == (4, 5000)
+    assert abs(u.mean() - 0.5) < 0.01 and abs(u.var() - 1 / 12) < 0.005
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=["x".join(map(str, s)) for s in SHAPES])
+@pytest.mark.parametrize("p", PS, ids=[f"p{p:.3g}" for p in PS])
+def test_forward_backward_bitwise(rng, shape, p):
+    x = randn(rng, *shape)
+    dy = randn(rng, *shape)
+    seeds = SEEDS if shape != (8, 16, 48, 48) else SEEDS[2:3]
+    for seed in seeds:
+        y, mask = map(nat, native.dropout_forward(x, p, seed))
+        ry, rmask = ref.dropout_forward(x, p, seed)
+        _eq(mask, rmask, f"mask seed {seed}")
+        _eq(y, ry, f"y seed {seed}")
+        _eq(nat(native.dropout_backward(dy, mask, p)), ref.dropout_backward(dy, rmask, p),
+            f"dx seed {seed}")
+    if p == 0:
+        np.testing.assert_array_equal(y, x)
+        assert mask.all()
+    elif x.size > 10000:
+        assert abs(1 - mask.mean() - p) < 0.01  # the drop rate is p
+
+
+def test_independent_of_thread_count(rng):
+    x = randn(rng, 8, 16, 32, 32)  # above the kernel's parallel threshold
+    with num_threads(1):
+        y1, m1 = [nat(t).copy() for t in native.dropout_forward(x, 0.4, 99)]
+    with num_threads(2):
+        y2, m2 = [nat(t).copy() for t in native.dropout_forward(x, 0.4, 99)]
+    _eq(y1, y2, "y")
+    _eq(m1, m2, "mask")
+
+
+def test_seeds_differ(rng):
+    x = np.ones((1000,), np.float32)
+    m1 = nat(native.dropout_forward(x, 0.5, 1)[1])
+    m2 = nat(native.dropout_forward(x, 0.5, 2)[1])
+    assert (m1 != m2).any()
+
+
+@pytest.mark.parametrize("call,match", [
+    (lambda x: native.dropout_forward(x, 1.0, 0), r"p must be in \[0, 1\)"),
+    (lambda x: native.dropout_forward(x, 1.5, 0), r"p must be in \[0, 1\)"),
+    (lambda x: native.dropout_forward(x, -0.1, 0), r"p must be in \[0, 1\)"),
+    (lambda x: native.dropout_forward(x, float("nan"), 0), r"p must be in \[0, 1\)"),
+    (lambda x: native.dropout_forward(x.astype(np.float64), 0.5, 0), "x: "),
+    (lambda x: native.dropout_forward(x.astype(np.int64), 0.5, 0), "x: expected float32"),
+    (lambda x: native.dropout_forward(noncontig(x), 0.5, 0), "x: array is not C-contig"),
+], ids=["p 1", "p 1.5", "p negative", "p nan", "float64", "int64", "non-contiguous"])
+def test_forward_rejects(rng, call, match):
+    with raises("dropout_forward", match):
+        call(randn(rng, 3, 5))
+
+
+@pytest.mark.parametrize("call,match", [
+    (lambda dy, m: native.dropout_backward(dy, m, 1.0), r"p must be in \[0, 1\)"),
+    (lambda dy, m: native.dropout_backward(dy, m, -1.0), r"p must be in \[0, 1\)"),
+    (lambda dy, m: native.dropout_backward(dy, m.astype(np.float32), 0.5), "mask: expected uint8"),
+    (lambda dy, m: native.dropout_backward(dy, m.astype(bool), 0.5), "mask: "),
+    (lambda dy, m: native.dropout_backward(dy, m[:2].copy(), 0.5), "mask: expected shape"),
+    (lambda dy, m: native.dropout_backward(dy.astype(np.float64), m, 0.5), "dy: "),
+    (lambda dy, m: native.dropout_backward(noncontig(dy), m, 0.5), "dy: array is not C-contig"),
+], ids=["p 1", "p negative", "mask float32", "mask bool", "mask shape", "dy float64",
+        "non-contiguous"])
+def test_backward_rejects(rng, call, match):
+    dy = randn(rng, 3, 5)
+    mask = (randn(rng, 3, 5) > 0).astype(np.uint8)
+    with raises("dropout_backward", match):
+        call(dy, mask)

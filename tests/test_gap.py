@@ -1,0 +1,44 @@
+"""Native global average pooling (gap_forward / gap_backward) against the reference."""
+import numpy as np
+import pytest
+
+import tfe.reference as ref
+from helpers import nat, noncontig, raises, randn
+from tfe import _native as native
+from tolerances import assert_close
+
+SHAPES = [(1, 3, 7, 9), (5, 13, 9, 7), (2, 5, 1, 1), (3, 1, 1, 17), (8, 16, 48, 48),
+          (64, 512, 3, 3)]
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=["x".join(map(str, s)) for s in SHAPES])
+def test_forward_backward(rng, shape):
+    N, C, H, W = shape
+    x = randn(rng, *shape, shift=0.5)
+    assert_close(nat(native.gap_forward(x)), ref.gap_forward(x), "gap", "y")
+    dy = randn(rng, N, C)
+    assert_close(nat(native.gap_backward(dy, H, W)), ref.gap_backward(dy, H, W), "gap", "dx")
+
+
+@pytest.mark.parametrize("call,match", [
+    (lambda x: native.gap_forward(x.astype(np.float64)), "x: "),
+    (lambda x: native.gap_forward(x.astype(np.int64)), "x: expected float32"),
+    (lambda x: native.gap_forward(x[0]), "x: expected 4-d"),
+    (lambda x: native.gap_forward(x[:0]), "x: empty"),
+    (lambda x: native.gap_forward(noncontig(x)), "x: array is not C-contig"),
+], ids=["float64", "int64", "rank 3", "empty", "non-contiguous"])
+def test_forward_rejects(rng, call, match):
+    with raises("gap_forward", match):
+        call(randn(rng, 2, 3, 4, 5))
+
+
+@pytest.mark.parametrize("call,match", [
+    (lambda dy: native.gap_backward(dy, 0, 3), "H and W must be >= 1"),
+    (lambda dy: native.gap_backward(dy, 3, -1), "H and W must be >= 1"),
+    (lambda dy: native.gap_backward(dy[:, :, None], 3, 3), "dy: expected 2-d"),
+    (lambda dy: native.gap_backward(dy.astype(np.float64), 3, 3), "dy: "),
+    (lambda dy: native.gap_backward(noncontig(dy), 3, 3), "dy: array is not C-contig"),
+], ids=["H 0", "W -1", "rank 3", "float64", "non-contiguous"])
+def test_backward_rejects(rng, call, match):
+    with raises("gap_backward", match):
+        call(randn(rng, 2, 3))

@@ -1,0 +1,56 @@
+"""Native ReLU (relu_forward / relu_backward) against the reference: exact, any shape."""
+import numpy as np
+import pytest
+
+import tfe.reference as ref
+from helpers import nat, noncontig, raises, randn
+from tfe import _native as native
+from tolerances import assert_close
+
+SHAPES = [(1,), (5, 13), (1, 3, 7, 9), (5, 13, 9, 7), (2, 3, 4, 5, 6), (8, 16, 48, 48), (0, 3)]
+
+
+def _x(rng, shape):
+    x = randn(rng, *shape)
+    x.ravel()[::7] = 0.0  # exact zeros: y == 0 there and the backward must drop dy
+    return x
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=["x".join(map(str, s)) for s in SHAPES])
+def test_forward_backward(rng, shape):
+    x = _x(rng, shape)
+    y = nat(native.relu_forward(x))
+    ry = ref.relu_forward(x)
+    assert_close(y, ry, "relu", "y")
+    dy = randn(rng, *shape)
+    assert_close(nat(native.relu_backward(dy, y)), ref.relu_backward(dy, ry), "relu", "dx")
+
+
+def test_input_not_modified(rng):
+    x = _x(rng, (5, 13))
+    x0 = x.copy()
+    native.relu_forward(x)
+    np.testing.assert_array_equal(x, x0)
+
+
+@pytest.mark.parametrize("call,match", [
+    (lambda x: native.relu_forward(x.astype(np.float64)), "x: "),
+    (lambda x: native.relu_forward(x.astype(np.int64)), "x: expected float32"),
+    (lambda x: native.relu_forward(noncontig(x)), "x: array is not C-contig"),
+    (lambda x: native.relu_forward(None), "x: required"),
+], ids=["float64", "int64", "non-contiguous", "None"])
+def test_forward_rejects(rng, call, match):
+    with raises("relu_forward", match):
+        call(randn(rng, 3, 5, 2))
+
+
+@pytest.mark.parametrize("call,match", [
+    (lambda dy, y: native.relu_backward(dy[:2], y), "dy: expected shape"),
+    (lambda dy, y: native.relu_backward(dy.reshape(15, 2), y), "dy: expected shape"),
+    (lambda dy, y: native.relu_backward(dy.astype(np.float64), y), "dy: "),
+    (lambda dy, y: native.relu_backward(dy, y.astype(np.int32)), "y: expected float32"),
+    (lambda dy, y: native.relu_backward(noncontig(dy), y), "dy: array is not C-contig"),
+], ids=["shape", "reshaped", "dy float64", "y int32", "non-contiguous"])
+def test_backward_rejects(rng, call, match):
+    with raises("relu_backward", match):
+        call(randn(rng, 3, 5, 2), randn(rng, 3, 5, 2))

@@ -1,0 +1,174 @@
+"""Native fused residual epilogue y = relu(batchnorm(x) + shortcut) against the reference.
+
+Training forward (y, saved statistics, running statistics in place), eval forward, backward
+(dx, dshortcut, dgamma, dbeta, accumulation), determinism and argument validation.
+"""
+import numpy as np
+import pytest
+
+import tfe.reference as ref
+from helpers import (bn_dx_unit, nat, noncontig, num_threads, pow2_scale, raises, randn, readonly,
+                     uniform)
+from tfe import _native as native
+from tolerances import assert_close
+
+SHAPES = [(5, 3), (2, 13), (1, 3, 7, 9), (5, 13, 7, 9), (2, 5, 1, 1), (3, 8, 11, 5)]
+PAPER = (8, 16, 48, 48)
+HYPER = [(1e-5, 0.1), (1e-3, 0.3), (1e-5, 1.0)]
+
+
+def _ids(cases):
+    return ["x".join(map(str, c)) for c in cases]
+
+
+def make(rng, shape):
+    C = shape[1]
+    cshape = (1, C) + (1,) * (len(shape) - 2)
+    x = (randn(rng, *shape) * uniform(rng, *cshape, low=0.5, high=3.0)
+         + randn(rng, *cshape, scale=2.0)).astype(np.float32)
+    sc = randn(rng, *shape)
+    gamma = uniform(rng, C, low=0.5, high=1.5)
+    beta = randn(rng, C, scale=0.5)
+    rm = randn(rng, C, scale=0.3)
+    rv = uniform(rng, C, low=0.5, high=2.0)
+    return x, sc, gamma, beta, rm, rv
+
+
+def check(rng, shape, eps, mom):
+    x, sc, gamma, beta, rm, rv = make(rng, shape)
+    rm_n, rv_n, rm_r, rv_r = rm.copy(), rv.copy(), rm.copy(), rv.copy()
+    y, m, s = map(nat, native.residual_forward_train(x, sc, gamma, beta, rm_n, rv_n, eps, mom))
+    ry, rmean, rinv = ref.residual_forward_train(x, sc, gamma, beta, rm_r, rv_r, eps, mom)
+    assert_close(y, ry, "residual", "y")
+    assert_close(m, rmean, "residual", "save_mean")
+    assert_close(s, rinv, "residual", "save_invstd")
+    assert_close(rm_n, rm_r, "residual", "running_mean")
+    assert_close(rv_n, rv_r, "residual", "running_var")
+    # Backward from the reference's forward, so the ReLU mask is the same in both.
+    g = pow2_scale(x.size // x.shape[1])
+    dy = randn(rng, *shape, scale=g)
+    dx, ds, dg, db = map(nat, native.residual_backward(dy, ry, x, gamma, rmean, rinv))
+    rdx, rds, rdg, rdb = ref.residual_backward(dy, ry, x, gamma, rmean, rinv)
+    u = bn_dx_unit(gamma, rinv, g, x.ndim)
+    assert_close(dx / u, rdx / u, "residual", "dx")  # exact rescale to its natural scale
+    assert_close(ds / g, rds / g, "residual", "dshortcut")
+    assert_close(dg, rdg, "residual", "dgamma")
+    assert_close(db, rdb, "residual", "dbeta")
+    ye = nat(native.residual_forward_eval(x, sc, gamma, beta, rm, rv, eps))
+    assert_close(ye, ref.residual_forward_eval(x, sc, gamma, beta, rm, rv, eps), "residual",
+                 "eval y")
+
+
+@pytest.mark.parametrize("i", range(len(SHAPES)), ids=_ids(SHAPES))
+def test_train_eval_backward(rng, i):
+    check(rng, SHAPES[i], *HYPER[i % len(HYPER)])
+
+
+def test_paper_shape(rng):
+    check(rng, PAPER, 1e-5, 0.1)
+
+
+def test_defaults_and_accumulation(rng):
+    x, sc, gamma, beta, rm, rv = make(rng, (4, 5, 3, 3))
+    rm2, rv2 = rm.copy(), rv.copy()
+    y, m, s = map(nat, native.residual_forward_train(x, sc, gamma, beta, rm, rv))
+    y2 = nat(native.residual_forward_train(x, sc, gamma, beta, rm2, rv2, eps=1e-5,
+                                           momentum=0.1)[0])
+    np.testing.assert_array_equal(y, y2)
+    np.testing.assert_array_equal(rm, rm2)
+    dy = randn(rng, *x.shape, scale=pow2_scale(36))
+    _, _, rdg, rdb = ref.residual_backward(dy, y, x, gamma, m, s)
+    dg0, db0 = randn(rng, 5), randn(rng, 5)
+    dg, db = dg0.copy(), db0.copy()
+    _, _, dg_out, db_out = native.residual_backward(dy, y, x, gamma, m, s, dgamma=dg, dbeta=db)
+    assert np.shares_memory(nat(dg_out), dg) and np.shares_memory(nat(db_out), db)
+    assert_close(dg, dg0 + rdg, "residual", "dgamma +=")
+    assert_close(db, db0 + rdb, "residual", "dbeta +=")
+    dg, db = np.zeros(5, np.float32), np.zeros(5, np.float32)
+    for _ in range(2):
+        native.residual_backward(dy, y, x, gamma, m, s, dgamma=dg, dbeta=db)
+    assert_close(dg, 2 * rdg, "residual", "2 dgamma")
+    assert_close(db, 2 * rdb, "residual", "2 dbeta")
+
+
+def test_deterministic_and_thread_count_independent(rng):
+    x, sc, gamma, beta, rm, rv = make(rng, (8, 16, 24, 24))
+    dy = randn(rng, *x.shape, scale=pow2_scale(8 * 24 * 24))
+
+    def run():
+        rm_, rv_ = rm.copy(), rv.copy()
+        fw = [nat(t).copy() for t in native.residual_forward_train(x, sc, gamma, beta, rm_, rv_)]
+        bw = [nat(t).copy() for t in native.residual_backward(dy, fw[0], x, gamma, fw[1], fw[2])]
+        return fw + bw + [rm_, rv_]
+
+    with num_threads(2):
+        a, b = run(), run()
+    for u, v in zip(a, b):
+        np.testing.assert_array_equal(u, v)
+    with num_threads(1):
+        c = run()
+    for u, v in zip(a, c):
+        assert_close(v, u, "residual", "1 vs 2 threads")
+
+
+TRAIN_BAD = [
+    ("shortcut shape", lambda a: a.__setitem__(1, a[1][:, :, :2].copy()), {},
+     "shortcut: expected shape"),
+    ("shortcut float64", lambda a: a.__setitem__(1, a[1].astype(np.float64)), {}, "shortcut: "),
+    ("shortcut non-contiguous", lambda a: a.__setitem__(1, noncontig(a[1])), {},
+     "shortcut: array is not C-contig"),
+    ("x int64", lambda a: a.__setitem__(0, a[0].astype(np.int64)), {}, "x: expected float32"),
+    ("x rank 3", lambda a: a.__setitem__(0, a[0][0]), {}, r"x: expected \[N, C\] or"),
+    ("gamma shape", lambda a: a.__setitem__(2, a[2][:3].copy()), {}, "gamma: expected shape"),
+    ("running_var read-only", lambda a: a.__setitem__(5, readonly(a[5])), {},
+     "running_var: is updated in place"),
+    ("one value per channel", lambda a: (a.__setitem__(0, a[0][:1, :, :1, :1].copy()),
+                                         a.__setitem__(1, a[1][:1, :, :1, :1].copy())), {},
+     "training mode needs more than one value"),
+    ("eps 0", None, {"eps": 0.0}, "eps must be a positive number"),
+    ("momentum -1", None, {"momentum": -1.0}, r"momentum must be in \[0, 1\]"),
+]
+
+
+@pytest.mark.parametrize("edit,kw,match", [c[1:] for c in TRAIN_BAD], ids=[c[0] for c in TRAIN_BAD])
+def test_train_rejects(rng, edit, kw, match):
+    a = list(make(rng, (4, 5, 3, 3)))
+    if edit:
+        edit(a)
+    with raises("residual_forward_train", match):
+        native.residual_forward_train(*a, **kw)
+
+
+@pytest.mark.parametrize("edit,kw,match", [c[1:] for c in TRAIN_BAD[:6]] + [
+    (lambda a: a.__setitem__(5, a[5][:2].copy()), {}, "running_var: expected shape"),
+    (None, {"eps": -1.0}, "eps must be a positive number"),
+], ids=[c[0] for c in TRAIN_BAD[:6]] + ["running_var shape", "eps negative"])
+def test_eval_rejects(rng, edit, kw, match):
+    a = list(make(rng, (4, 5, 3, 3)))
+    if edit:
+        edit(a)
+    with raises("residual_forward_eval", match):
+        native.residual_forward_eval(*a, **kw)
+
+
+BWD_BAD = [
+    ("y shape", lambda a: a.__setitem__(1, a[1][:2].copy()), {}, "y: expected shape"),
+    ("dy shape", lambda a: a.__setitem__(0, a[0][:2].copy()), {}, "dy: expected shape"),
+    ("dy float64", lambda a: a.__setitem__(0, a[0].astype(np.float64)), {}, "dy: "),
+    ("save_mean shape", lambda a: a.__setitem__(4, a[4][:2].copy()), {},
+     "save_mean: expected shape"),
+    ("dgamma read-only", None, {"dgamma": readonly(np.zeros(5, np.float32))},
+     "dgamma: is updated in place"),
+    ("dbeta shape", None, {"dbeta": np.zeros(6, np.float32)}, "dbeta: expected shape"),
+]
+
+
+@pytest.mark.parametrize("edit,kw,match", [c[1:] for c in BWD_BAD], ids=[c[0] for c in BWD_BAD])
+def test_backward_rejects(rng, edit, kw, match):
+    x, sc, gamma, beta, rm, rv = make(rng, (4, 5, 3, 3))
+    a = [randn(rng, *x.shape), np.abs(randn(rng, *x.shape)), x, gamma, randn(rng, 5),
+         uniform(rng, 5, low=0.5, high=1.0)]
+    if edit:
+        edit(a)
+    with raises("residual_backward", match):
+        native.residual_backward(*a, **kw)

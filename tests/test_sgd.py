@@ -1,0 +1,135 @@
+"""Native SGD step (sgd_step: PyTorch semantics, dampening 0) against the reference.
+
+Several steps in a row over a list of tensors of different sizes (a conv weight, a bias, a
+BN scale, one big enough for the kernel's threads), updated in place.
+"""
+import numpy as np
+import pytest
+
+import tfe.reference as ref
+from helpers import noncontig, num_threads, raises, randn, readonly
+from tfe import _native as native
+from tolerances import assert_close
+
+SIZES = [(16, 3, 3, 3), (16,), (1,), (13, 5), (64, 1024)]
+# (lr, momentum, weight_decay, nesterov)
+HYPER = [
+    (0.1, 0.0, 0.0, False),
+    (0.01, 0.0, 5e-4, False),
+    (0.05, 0.9, 0.0, False),
+    (0.01, 0.9, 5e-4, False),
+    (0.01, 0.9, 5e-4, True),
+    (0.3, 0.5, 1e-2, True),
+    (0.0, 0.9, 5e-4, False),   # lr 0: params stay, buffers still advance
+]
+
+
+def _ids():
+    return ["lr{}_m{}_wd{}{}".format(lr, m, wd, "_nesterov" if n else "") for lr, m, wd, n in HYPER]
+
+
+@pytest.mark.parametrize("hyper", HYPER, ids=_ids())
+def test_steps_match_reference(rng, hyper):
+    lr, mom, wd, nesterov = hyper
+    p_n = [randn(rng, *s) for s in SIZES]
+    p_r = [p.copy() for p in p_n]
+    b_n = [np.zeros(s, np.float32) for s in SIZES]
+    b_r = [b.copy() for b in b_n]
+    for step in range(4):
+        grads = [randn(rng, *s) for s in SIZES]
+        ids_before = [id(p) for p in p_n]
+        out = native.sgd_step(p_n, grads, b_n if mom else None, lr, mom, wd, nesterov)
+        assert out is None
+        ref.sgd_step(p_r, grads, b_r if mom else None, lr, mom, wd, nesterov)
+        assert [id(p) for p in p_n] == ids_before
+        for j in range(len(SIZES)):
+            assert_close(p_n[j], p_r[j], "sgd", f"param {j} step {step}")
+            assert_close(b_n[j], b_r[j], "sgd", f"buf {j} step {step}")
+
+
+def test_momentum_zero_ignores_buffers(rng):
+    p = randn(rng, 5, 13)
+    g = randn(rng, 5, 13)
+    buf = np.full((5, 13), 7.0, np.float32)
+    p_r = p.copy()
+    native.sgd_step([p], [g], [buf], 0.1, 0.0, 0.0, False)
+    ref.sgd_step([p_r], [g], None, 0.1, 0.0, 0.0, False)
+    assert_close(p, p_r, "sgd", "param")
+    np.testing.assert_array_equal(buf, 7.0)
+    native.sgd_step([p], [g], None, 0.1)  # defaults momentum=0, wd=0, nesterov=False
+    ref.sgd_step([p_r], [g], None, 0.1, 0.0, 0.0, False)
+    assert_close(p, p_r, "sgd", "param, defaults")
+
+
+def test_empty_list_is_a_no_op():
+    assert native.sgd_step([], [], None, 0.1, 0.9, 0.0, False) is None
+
+
+def test_thread_count_independent(rng):
+    shapes = [(256, 300), (7,)]
+    res = []
+    for t in (1, 2):
+        r = np.random.default_rng(5)
+        ps = [randn(r, *s) for s in shapes]
+        bs = [np.zeros(s, np.float32) for s in shapes]
+        with num_threads(t):
+            for _ in range(3):
+                native.sgd_step(ps, [randn(r, *s) for s in shapes], bs, 0.1, 0.9, 1e-4, True)
+        res.append(ps + bs)
+    for a, b in zip(*res):
+        np.testing.assert_array_equal(a, b)  # elementwise: no thread-dependent rounding
+
+
+def _lists(rng):
+    p = [randn(rng, 3, 4), randn(rng, 5)]
+    g = [randn(rng, 3, 4), randn(rng, 5)]
+    b = [np.zeros((3, 4), np.float32), np.zeros(5, np.float32)]
+    return p, g, b
+
+
+BAD = [
+    ("lengths", lambda p, g, b: ((p, g[:1], b, 0.1, 0.9, 0, False), {}),
+     r"params and grads differ in length \(2 vs 1\)"),
+    ("bufs length", lambda p, g, b: ((p, g, b[:1], 0.1, 0.9, 0, False), {}),
+     "momentum_bufs: one buffer per parameter"),
+    ("no bufs with momentum", lambda p, g, b: ((p, g, None, 0.1, 0.9, 0, False), {}),
+     "momentum_bufs: one buffer per parameter"),
+    ("negative lr", lambda p, g, b: ((p, g, b, -0.1, 0.9, 0, False), {}), "lr must be >= 0"),
+    ("nan lr", lambda p, g, b: ((p, g, b, float("nan"), 0.9, 0, False), {}), "lr must be >= 0"),
+    ("inf lr", lambda p, g, b: ((p, g, b, float("inf"), 0.9, 0, False), {}), "lr must be >= 0"),
+    ("negative momentum", lambda p, g, b: ((p, g, b, 0.1, -0.9, 0, False), {}),
+     r"momentum must be in \[0, 1\)"),
+    ("momentum 1", lambda p, g, b: ((p, g, b, 0.1, 1.0, 0, False), {}),
+     r"momentum must be in \[0, 1\)"),
+    ("negative weight decay", lambda p, g, b: ((p, g, b, 0.1, 0.9, -1e-4, False), {}),
+     "weight_decay must be >= 0"),
+    ("nesterov without momentum", lambda p, g, b: ((p, g, b, 0.1, 0.0, 0, True), {}),
+     "nesterov needs momentum > 0"),
+    ("grad shape", lambda p, g, b: ((p, [g[0], g[1][:4].copy()], b, 0.1, 0.9, 0, False), {}),
+     r"grads\[1\]: expected shape"),
+    ("buf shape", lambda p, g, b: ((p, g, [b[0], b[1][:4].copy()], 0.1, 0.9, 0, False), {}),
+     r"momentum_bufs\[1\]: expected shape"),
+    ("param float64", lambda p, g, b: (([p[0].astype(np.float64), p[1]], g, b, 0.1, 0.9, 0, False),
+                                       {}), r"params\[0\]: "),
+    ("grad int64", lambda p, g, b: ((p, [g[0], g[1].astype(np.int64)], b, 0.1, 0.9, 0, False), {}),
+     r"grads\[1\]: expected float32"),
+    ("param read-only", lambda p, g, b: (([p[0], readonly(p[1])], g, b, 0.1, 0.9, 0, False), {}),
+     r"params\[1\]: is updated in place but the array is read-only"),
+    ("buf read-only", lambda p, g, b: ((p, g, [readonly(b[0]), b[1]], 0.1, 0.9, 0, False), {}),
+     r"momentum_bufs\[0\]: is updated in place"),
+    ("param non-contiguous", lambda p, g, b: (([noncontig(p[0]), p[1]], g, b, 0.1, 0.9, 0, False),
+                                              {}), r"params\[0\]: array is not C-contig"),
+    ("grad non-contiguous", lambda p, g, b: ((p, [noncontig(g[0]), g[1]], b, 0.1, 0.9, 0, False),
+                                             {}), r"grads\[0\]: array is not C-contig"),
+]
+
+
+@pytest.mark.parametrize("make_args,match", [c[1:] for c in BAD], ids=[c[0] for c in BAD])
+def test_rejects_and_updates_nothing(rng, make_args, match):
+    p, g, b = _lists(rng)
+    args, kw = make_args(p, g, b)
+    before = [np.array(a, copy=True) for a in p + b]
+    with raises("sgd_step", match):
+        native.sgd_step(*args, **kw)
+    for a, c in zip(p + b, before):  # validation happens before any update
+        np.testing.assert_array_equal(a, c)

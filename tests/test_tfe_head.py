@@ -1,0 +1,193 @@
+"""Native fused TFE head (BN1d over zi ++ ze, then linear) against the reference.
+
+Training forward (logits, z_hat, saved statistics, running statistics in place), eval
+forward, backward (dzi, dze, dgamma, dbeta, dw, db with accumulation), determinism and
+argument validation.
+"""
+import numpy as np
+import pytest
+
+import tfe.reference as ref
+from helpers import (bn_dx_unit, nat, noncontig, num_threads, pow2_scale, raises, randn, readonly,
+                     uniform)
+from tfe import _native as native
+from tolerances import assert_close
+
+# (N, Di, De, O)
+CASES = [(2, 3, 5, 1), (5, 13, 3, 7), (5, 1, 1, 3), (7, 5, 13, 13), (33, 17, 9, 5),
+         (128, 160, 64, 8)]   # paper: DeepID 160 ++ ResNet 64 features, 8 FER+ classes, batch 128
+HYPER = [(1e-5, 0.1), (1e-3, 0.3), (1e-5, 1.0)]
+
+
+def _ids():
+    return ["N{}Di{}De{}O{}".format(*c) for c in CASES]
+
+
+def make(rng, N, Di, De, O):
+    D = Di + De
+    zi = randn(rng, N, Di, scale=2.0, shift=0.5)
+    ze = np.abs(randn(rng, N, De))  # after ReLU + GAP: non-negative
+    gamma = uniform(rng, D, low=0.5, high=1.5)
+    beta = randn(rng, D, scale=0.5)
+    rm = randn(rng, D, scale=0.3)
+    rv = uniform(rng, D, low=0.5, high=2.0)
+    w = randn(rng, O, D, scale=np.sqrt(1.0 / D))
+    b = randn(rng, O, scale=0.5)
+    return zi, ze, gamma, beta, rm, rv, w, b
+
+
+def check(rng, case, eps, mom):
+    N, Di, De, O = case
+    zi, ze, gamma, beta, rm, rv, w, b = make(rng, *case)
+    rm_n, rv_n, rm_r, rv_r = rm.copy(), rv.copy(), rm.copy(), rv.copy()
+    out = [nat(t) for t in
+           native.tfe_head_forward_train(zi, ze, gamma, beta, rm_n, rv_n, w, b, eps, mom)]
+    rout = ref.tfe_head_forward_train(zi, ze, gamma, beta, rm_r, rv_r, w, b, eps, mom)
+    for a, r, name in zip(out, rout, ("logits", "z_hat", "save_mean", "save_invstd")):
+        assert_close(a, r, "tfe_head", name)
+    assert_close(rm_n, rm_r, "tfe_head", "running_mean")
+    assert_close(rv_n, rv_r, "tfe_head", "running_var")
+
+    _, z_hat, m, s = rout
+    g = pow2_scale(N)
+    dl = randn(rng, N, O, scale=g)  # parameter gradients (sums over N) O(1)
+    got = [nat(t) for t in native.tfe_head_backward(dl, zi, ze, z_hat, gamma, m, s, w)]
+    want = ref.tfe_head_backward(dl, zi, ze, z_hat, gamma, m, s, w)
+    # dz_hat[:, d] = dlogits w[:, d] is ~g * norm(w[:, d]): the BN input gradient's unit.
+    u = bn_dx_unit(gamma, s, g * np.sqrt((w.astype(np.float64) ** 2).sum(axis=0)), 2)
+    units = {"dzi": u[:, :Di], "dze": u[:, Di:]}
+    for a, r, name in zip(got, want, ("dzi", "dze", "dgamma", "dbeta", "dw", "db")):
+        k = units.get(name, 1.0)  # exact rescale of dzi, dze to their natural scale
+        assert_close(a / k, r / k, "tfe_head", name)
+
+    ev = [nat(t) for t in native.tfe_head_forward_eval(zi, ze, gamma, beta, rm, rv, w, b, eps)]
+    rev = ref.tfe_head_forward_eval(zi, ze, gamma, beta, rm, rv, w, b, eps)
+    assert_close(ev[0], rev[0], "tfe_head", "eval logits")
+    assert_close(ev[1], rev[1], "tfe_head", "eval z_hat")
+
+
+@pytest.mark.parametrize("i", range(len(CASES)), ids=_ids())
+def test_train_eval_backward(rng, i):
+    check(rng, CASES[i], *HYPER[i % len(HYPER)])
+
+
+def test_defaults_and_accumulation(rng):
+    zi, ze, gamma, beta, rm, rv, w, b = make(rng, 6, 5, 3, 4)
+    rm2, rv2 = rm.copy(), rv.copy()
+    lg, z, m, s = map(nat, native.tfe_head_forward_train(zi, ze, gamma, beta, rm, rv, w, b))
+    lg2 = nat(native.tfe_head_forward_train(zi, ze, gamma, beta, rm2, rv2, w, b, eps=1e-5,
+                                            momentum=0.1)[0])
+    np.testing.assert_array_equal(lg, lg2)
+    np.testing.assert_array_equal(rv, rv2)
+    dl = randn(rng, 6, 4, scale=0.5)
+    want = ref.tfe_head_backward(dl, zi, ze, z, gamma, m, s, w)[2:]
+    acc0 = [randn(rng, *a.shape) for a in want]
+    acc = [a.copy() for a in acc0]
+    out = native.tfe_head_backward(dl, zi, ze, z, gamma, m, s, w, dgamma=acc[0], dbeta=acc[1],
+                                   dw=acc[2], db=acc[3])
+    for o, a, a0, r, name in zip(out[2:], acc, acc0, want, ("dgamma", "dbeta", "dw", "db")):
+        assert np.shares_memory(nat(o), a), name
+        assert_close(a, a0 + r, "tfe_head", name + " +=")
+    acc = [np.zeros_like(a) for a in want]
+    for _ in range(2):
+        native.tfe_head_backward(dl, zi, ze, z, gamma, m, s, w, dgamma=acc[0], dbeta=acc[1],
+                                 dw=acc[2], db=acc[3])
+    for a, r, name in zip(acc, want, ("dgamma", "dbeta", "dw", "db")):
+        assert_close(a, 2 * r, "tfe_head", "2 " + name)
+
+
+def test_deterministic_and_thread_count_independent(rng):
+    zi, ze, gamma, beta, rm, rv, w, b = make(rng, 256, 160, 64, 8)
+    dl = randn(rng, 256, 8, scale=pow2_scale(256))
+
+    def run():
+        rm_, rv_ = rm.copy(), rv.copy()
+        fw = [nat(t).copy() for t in
+              native.tfe_head_forward_train(zi, ze, gamma, beta, rm_, rv_, w, b)]
+        bw = [nat(t).copy() for t in
+              native.tfe_head_backward(dl, zi, ze, fw[1], gamma, fw[2], fw[3], w)]
+        return fw + bw + [rm_, rv_]
+
+    with num_threads(2):
+        a, c = run(), run()
+    for u, v in zip(a, c):
+        np.testing.assert_array_equal(u, v)
+    with num_threads(1):
+        s = run()
+    for j, (u, v) in enumerate(zip(a, s)):
+        k = 256 ** 0.5 if j in (4, 5) else 1.0  # dzi, dze: 2^4 = 1 / pow2_scale(256)
+        assert_close(v * k, u * k, "tfe_head", "1 vs 2 threads")
+
+
+def _args(rng):
+    return list(make(rng, 6, 5, 3, 4))
+
+
+TRAIN_BAD = [
+    ("ze batch", lambda a: a.__setitem__(1, a[1][:5].copy()), {}, "ze: batch 5 differs from zi's 6"),
+    ("zi rank 3", lambda a: a.__setitem__(0, a[0][None]), {}, "zi: expected 2-d"),
+    ("zi float64", lambda a: a.__setitem__(0, a[0].astype(np.float64)), {}, "zi: "),
+    ("ze int64", lambda a: a.__setitem__(1, a[1].astype(np.int64)), {}, "ze: expected float32"),
+    ("w features", lambda a: a.__setitem__(6, a[6][:, :7].copy()), {},
+     "w: expects 7 features but zi \\+\\+ ze has 8"),
+    ("b shape", lambda a: a.__setitem__(7, a[7][:3].copy()), {}, "b: expected shape"),
+    ("gamma shape", lambda a: a.__setitem__(2, a[2][:5].copy()), {}, "gamma: expected shape"),
+    ("running_mean read-only", lambda a: a.__setitem__(4, readonly(a[4])), {},
+     "running_mean: is updated in place"),
+    ("batch 1", lambda a: (a.__setitem__(0, a[0][:1].copy()), a.__setitem__(1, a[1][:1].copy())),
+     {}, "training mode needs a batch of more than one"),
+    ("zi non-contiguous", lambda a: a.__setitem__(0, noncontig(a[0])), {},
+     "zi: array is not C-contig"),
+    ("zi empty", lambda a: (a.__setitem__(0, a[0][:0]), a.__setitem__(1, a[1][:0])), {},
+     "zi: empty"),
+    ("eps 0", None, {"eps": 0.0}, "eps must be a positive number"),
+    ("momentum 1.1", None, {"momentum": 1.1}, r"momentum must be in \[0, 1\]"),
+]
+
+
+@pytest.mark.parametrize("edit,kw,match", [c[1:] for c in TRAIN_BAD], ids=[c[0] for c in TRAIN_BAD])
+def test_train_rejects(rng, edit, kw, match):
+    a = _args(rng)
+    if edit:
+        edit(a)
+    with raises("tfe_head_forward_train", match):
+        native.tfe_head_forward_train(*a, **kw)
+
+
+EVAL_BAD = [c for c in TRAIN_BAD if c[0] not in ("running_mean read-only", "batch 1",
+                                                   "momentum 1.1")]
+
+
+@pytest.mark.parametrize("edit,kw,match", [c[1:] for c in EVAL_BAD], ids=[c[0] for c in EVAL_BAD])
+def test_eval_rejects(rng, edit, kw, match):
+    a = _args(rng)
+    if edit:
+        edit(a)
+    with raises("tfe_head_forward_eval", match):
+        native.tfe_head_forward_eval(*a, **kw)
+
+
+BWD_BAD = [
+    ("dlogits shape", lambda a: a.__setitem__(0, a[0][:, :3].copy()), {}, "dlogits: expected shape"),
+    ("dlogits float64", lambda a: a.__setitem__(0, a[0].astype(np.float64)), {}, "dlogits: "),
+    ("z_hat shape", lambda a: a.__setitem__(3, a[3][:, :7].copy()), {}, "z_hat: expected shape"),
+    ("save_invstd shape", lambda a: a.__setitem__(6, a[6][:7].copy()), {},
+     "save_invstd: expected shape"),
+    ("ze batch", lambda a: a.__setitem__(2, a[2][:5].copy()), {}, "ze: batch 5 differs"),
+    ("dw read-only", None, {"dw": readonly(np.zeros((4, 8), np.float32))}, "dw: is updated in place"),
+    ("db shape", None, {"db": np.zeros(5, np.float32)}, "db: expected shape"),
+    ("dgamma float64", None, {"dgamma": np.zeros(8)}, "dgamma: "),
+    ("dbeta read-only", None, {"dbeta": readonly(np.zeros(8, np.float32))},
+     "dbeta: is updated in place"),
+]
+
+
+@pytest.mark.parametrize("edit,kw,match", [c[1:] for c in BWD_BAD], ids=[c[0] for c in BWD_BAD])
+def test_backward_rejects(rng, edit, kw, match):
+    zi, ze, gamma, beta, rm, rv, w, b = _args(rng)
+    a = [randn(rng, 6, 4), zi, ze, randn(rng, 6, 8), gamma, randn(rng, 8),
+         uniform(rng, 8, low=0.5, high=1.0), w]
+    if edit:
+        edit(a)
+    with raises("tfe_head_backward", match):
+        native.tfe_head_backward(*a, **kw)

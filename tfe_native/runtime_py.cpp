@@ -1,0 +1,60 @@
+// Runtime information and controls: threads, CUDA availability, the GEMM core (exposed for
+// tests and benchmarks of its own, since conv2d and linear stand on it).
+#include "bindings.h"
+#include "cpu/gemm.h"
+#include "cpu/kernels.h"
+#include "cuda/cuda_api.h"
+
+namespace tfe::binding {
+
+namespace {
+using namespace pybind11::literals;
+
+Tensor sgemm(py::object a_, py::object b_, bool trans_a, bool trans_b, double alpha) {
+  Args a("sgemm");
+  Tensor A = a.tensor(a_, "a", 2), B = a.tensor(b_, "b", 2);
+  a.require(!A.device().is_cuda(), "CPU tensors only");
+  int64_t M = trans_a ? A.size(1) : A.size(0), K = trans_a ? A.size(0) : A.size(1);
+  int64_t Kb = trans_b ? B.size(1) : B.size(0), N = trans_b ? B.size(0) : B.size(1);
+  a.require(K == Kb, "inner dimensions differ: op(a) is " + std::to_string(M) + "x" +
+                         std::to_string(K) + ", op(b) is " + std::to_string(Kb) + "x" +
+                         std::to_string(N));
+  Tensor C = a.zeros({M, N});
+  py::gil_scoped_release nogil;
+  cpu::sgemm(trans_a, trans_b, int(M), int(N), int(K), float(alpha), A.data<float>(),
+             int(A.size(1)), B.data<float>(), int(B.size(1)), 0.0f, C.data<float>(), int(N));
+  return C;
+}
+}  // namespace
+
+void bind_runtime(py::module_& m) {
+  m.def("set_num_threads",
+        [](int n) {
+          if (n < 1) fail("set_num_threads", "n must be >= 1, got " + std::to_string(n));
+          cpu::set_num_threads(n);
+        },
+        "n"_a, "Threads used by the CPU kernels (default: OMP_NUM_THREADS or all cores)");
+  m.def("get_num_threads", &cpu::num_threads);
+  m.def("cuda_built", &cuda::built, "True when this build has the CUDA backend");
+  m.def("cuda_device_count", &cuda::device_count, "Usable CUDA GPUs (0 without driver/GPU)");
+  m.def("cuda_unavailable_reason", &cuda::unavailable_reason);
+  m.def("cuda_synchronize",
+        [](int device) {
+          py::gil_scoped_release nogil;
+          cuda::synchronize(device);
+        },
+        "device"_a = 0);
+  m.def("gemm_kernel", &cpu::sgemm_kernel_name,
+        "The GEMM micro-kernel chosen for this CPU: avx512, avx2 or generic");
+  m.def("fma_peak_gflops",
+        [](int threads) {
+          if (threads < 1) fail("fma_peak_gflops", "threads must be >= 1");
+          py::gil_scoped_release nogil;
+          return cpu::fma_peak_gflops(threads);
+        },
+        "threads"_a, "Measured FMA throughput (GFLOP/s) of this machine");
+  m.def("sgemm", &sgemm, "a"_a, "b"_a, "trans_a"_a = false, "trans_b"_a = false,
+        "alpha"_a = 1.0, "alpha * op(a) @ op(b) with tfe's GEMM core (float32, CPU)");
+}
+
+}  // namespace tfe::binding
