@@ -17,7 +17,8 @@ def test_maxpool2d_forward(benchmark, native, throughput, randn, pool):
     x = randn(N, pool.c, pool.h, pool.w)
     benchmark.group = "maxpool2d"
     benchmark(native.maxpool2d_forward, x, pool.k, pool.stride, pool.pad)
-    throughput(benchmark, nbytes=shapes.F32 * N * pool.c * (pool.h * pool.w + 2 * pool.ho * pool.wo))
+    plane_in, plane_out = pool.h * pool.w, pool.ho * pool.wo  # fwd: read x, write y + argmax
+    throughput(benchmark, nbytes=shapes.F32 * N * pool.c * (plane_in + 2 * plane_out))
 
 
 @pytest.mark.parametrize("pool", shapes.DEEPID_POOLS, ids=lambda p: p.name)

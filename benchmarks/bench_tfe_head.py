@@ -17,7 +17,7 @@ def _state(randn, n):
                 b=randn(H.o))
 
 
-def test_tfe_head_forward_backward(benchmark, native, throughput, randn):
+def test_tfe_head_forward_backward(benchmark, native, fma_peak, throughput, randn):
     n = shapes.BATCHES[0]
     s = _state(randn, n)
     dlogits = randn(n, H.o)
@@ -32,12 +32,12 @@ def test_tfe_head_forward_backward(benchmark, native, throughput, randn):
 
     benchmark.group = "tfe_head"
     benchmark(step)
-    throughput(benchmark, flops=H.flops_fwd_bwd(n))
+    throughput(benchmark, flops=H.flops_fwd_bwd(n), peak=fma_peak)
 
 
 @pytest.mark.parametrize("n", shapes.BATCHES, ids=lambda n: f"b{n}")
-def test_tfe_head_forward_eval(benchmark, native, throughput, randn, n):
+def test_tfe_head_forward_eval(benchmark, native, fma_peak, throughput, randn, n):
     s = _state(randn, n)
     benchmark.group = "tfe_head"
     benchmark(native.tfe_head_forward_eval, **s, eps=shapes.EPS)
-    throughput(benchmark, flops=2 * n * H.d * H.o)
+    throughput(benchmark, flops=2 * n * H.d * H.o, peak=fma_peak)

@@ -70,6 +70,24 @@ def _np(t):
     return np.asarray(t)
 
 
+def _keep_off_relu_kink(x, sc, gamma, beta, margin=1e-3):
+    """Move shortcut values so that no pre-activation bn(x) + sc lies within `margin` of 0.
+
+    Where it does, float32 rounding in tfe and torch may land on opposite sides of the ReLU
+    kink and the gradient of that element differs by the whole dy: a tie, not an error.
+    Among millions of random elements a few land within 1e-7 of 0, so without this the
+    check would flag correct kernels now and then. In place; timing is unaffected.
+    """
+    axes = (0,) + tuple(range(2, x.ndim))
+    shape = (1, -1) + (1,) * (x.ndim - 2)
+    x64 = x.astype(np.float64)
+    mean, var = x64.mean(axis=axes), x64.var(axis=axes)
+    z = ((x64 - mean.reshape(shape)) / np.sqrt(var.reshape(shape) + shapes.EPS)
+         * gamma.reshape(shape) + beta.reshape(shape) + sc)
+    near = np.abs(z) < margin
+    sc[near] += np.where(z[near] >= 0, 2 * margin, -2 * margin).astype(np.float32)
+
+
 def make_cases(native, torch, batch, rng, sections):
     F = torch.nn.functional
     grad = torch.autograd.grad
@@ -141,7 +159,8 @@ def make_cases(native, torch, batch, rng, sections):
         g, b, rm, rv = bn_state(act.c)
         dg, dbeta = np.zeros_like(g), np.zeros_like(b)
         tx, tg, tb = leaf(x), leaf(g.copy()), leaf(b.copy())
-        trm, trv, tdy = torch.from_numpy(rm.copy()), torch.from_numpy(rv.copy()), torch.from_numpy(dy)
+        trm, trv = torch.from_numpy(rm.copy()), torch.from_numpy(rv.copy())
+        tdy = torch.from_numpy(dy)
 
         def tfe_step(x=x, dy=dy, g=g, b=b, rm=rm, rv=rv, dg=dg, dbeta=dbeta):
             _, m, s = native.batchnorm_forward_train(x, g, b, rm, rv, eps, mom)
@@ -169,9 +188,11 @@ def make_cases(native, torch, batch, rng, sections):
     for act in shapes.RESIDUAL_ACTS:
         x, sc, dy = (randn(*act.shape(batch)) for _ in range(3))
         g, b, rm, rv = bn_state(act.c)
+        _keep_off_relu_kink(x, sc, g, b)
         dg, dbeta = np.zeros_like(g), np.zeros_like(b)
         tx, ts, tg, tb = leaf(x), leaf(sc), leaf(g.copy()), leaf(b.copy())
-        trm, trv, tdy = torch.from_numpy(rm.copy()), torch.from_numpy(rv.copy()), torch.from_numpy(dy)
+        trm, trv = torch.from_numpy(rm.copy()), torch.from_numpy(rv.copy())
+        tdy = torch.from_numpy(dy)
 
         def tfe_step(x=x, sc=sc, dy=dy, g=g, b=b, rm=rm, rv=rv, dg=dg, dbeta=dbeta):
             y, m, s = native.residual_forward_train(x, sc, g, b, rm, rv, eps, mom)
@@ -223,7 +244,8 @@ def make_cases(native, torch, batch, rng, sections):
                           shapes.BYTES_PER_ELEM["add"] * act.numel(batch), "GB/s",
                           lambda a=a, b=b: native.add_forward(a, b),
                           lambda ta=ta, tb=tb: torch.add(ta, tb),
-                          lambda a=a, b=b, ta=ta, tb=tb: [("y", native.add_forward(a, b), ta + tb)]))
+                          lambda a=a, b=b, ta=ta, tb=tb: [("y", native.add_forward(a, b),
+                                                           ta + tb)]))
 
     # ---- max pool (DeepID) ----------------------------------------------------------------
     for p in shapes.DEEPID_POOLS:
@@ -311,7 +333,8 @@ def make_cases(native, torch, batch, rng, sections):
         keep, q = float(m.mean()), 1 - p_drop
         near = abs(keep - q) <= 5 * math.sqrt(q * (1 - q) / m.size)
         return [("y=x*mask/(1-p)", y, x * m / np.float32(q)),
-                ("dx=dy*mask/(1-p)", native.dropout_backward(dy, mask, p_drop), dy * m / np.float32(q)),
+                ("dx=dy*mask/(1-p)", native.dropout_backward(dy, mask, p_drop),
+                 dy * m / np.float32(q)),
                 (f"kept {keep:.4f} ~ {q:g}", np.array([float(near)]), np.array([1.0]))]
 
     cases.append(Case("dropout", act.name, str(act.shape(batch)), 1,
@@ -390,9 +413,11 @@ def make_cases(native, torch, batch, rng, sections):
                 ("momentum_bufs", np.concatenate([a.ravel() for a in bufs_]),
                  torch.cat([opt_.state[t]["momentum_buffer"].ravel() for t in tps_]))]
 
-    cases.append(Case("sgd", "sgd_resnet18", f"{len(p0)} tensors, {shapes.RESNET18_PARAM_COUNT} floats",
+    cases.append(Case("sgd", "sgd_resnet18",
+                      f"{len(p0)} tensors, {shapes.RESNET18_PARAM_COUNT} floats",
                       1, shapes.SGD_BYTES_PER_PARAM * shapes.RESNET18_PARAM_COUNT, "GB/s",
-                      lambda: native.sgd_step(ps, g0, bufs, lr, sm, wd, False), opt.step, sgd_check))
+                      lambda: native.sgd_step(ps, g0, bufs, lr, sm, wd, False), opt.step,
+                      sgd_check))
 
     # ---- TFE head vs torch cat + BN1d + linear --------------------------------------------
     if batch >= 2:
@@ -404,7 +429,8 @@ def make_cases(native, torch, batch, rng, sections):
                    dw=np.zeros((h.o, h.d), np.float32), db=np.zeros(h.o, np.float32))
         t = dict(zi=leaf(zi), ze=leaf(ze), g=leaf(g.copy()), b=leaf(b.copy()), w=leaf(w),
                  bias=leaf(bias))
-        trm, trv, tdl = torch.from_numpy(rm.copy()), torch.from_numpy(rv.copy()), torch.from_numpy(dl)
+        trm, trv = torch.from_numpy(rm.copy()), torch.from_numpy(rv.copy())
+        tdl = torch.from_numpy(dl)
         wrt = (t["zi"], t["ze"], t["g"], t["b"], t["w"], t["bias"])
 
         def head_torch_fwd(trm, trv):
@@ -421,7 +447,8 @@ def make_cases(native, torch, batch, rng, sections):
 
         def head_check():
             lg, zh, m, s = native.tfe_head_forward_train(
-                zi, ze, g, b, np.zeros(h.d, np.float32), np.ones(h.d, np.float32), w, bias, eps, mom)
+                zi, ze, g, b, np.zeros(h.d, np.float32), np.ones(h.d, np.float32), w, bias, eps,
+                mom)
             got = native.tfe_head_backward(dl, zi, ze, zh, g, m, s, w)
             tl, tz = head_torch_fwd(torch.zeros(h.d), torch.ones(h.d))
             want = grad(tl, wrt, tdl)
@@ -558,11 +585,14 @@ def run_section(title, cases, args, results, mismatches):
 
 
 def gemm_section(native, torch, args, rng, results, mismatches):
-    peaks = {t: native.fma_peak_gflops(t) for t in sorted({1, 2, args.threads})}
+    # best of 3: a measurement disturbed by other processes can only come out low
+    peaks = {t: max(native.fma_peak_gflops(t) for _ in range(3))
+             for t in sorted({1, 2, args.threads})}
     peak = peaks[args.threads]
     print(f"\n== GEMM core: micro-kernel '{native.gemm_kernel()}' ==")
     for t, p in peaks.items():
-        print(f"FMA peak, {t} thread{'s' if t > 1 else ''}: {p:8.1f} GFLOP/s (native.fma_peak_gflops)")
+        print(f"FMA peak, {t} thread{'s' if t > 1 else ''}: {p:8.1f} GFLOP/s "
+              "(best of 3 native.fma_peak_gflops)")
     overhead = []
     one = np.ones((1, 1), np.float32)
     for _ in range(5):
@@ -668,9 +698,9 @@ def main(argv=None):
     cases = make_cases(native, torch, args.batch, rng, sections)
     print("OpenMP runtimes loaded: " + (", ".join(_omp_runtimes()) or "none found"))
     for section, title in (("conv", "conv2d forward+backward, ResNet18"),
-                           ("conv-deepid", "conv2d forward+backward, DeepID (not in the total above)"),
+                           ("conv-deepid", "conv2d forward+backward, DeepID (own total)"),
                            ("batchnorm", "batch norm train forward+backward"),
-                           ("residual", "residual epilogue relu(bn(x)+s) fwd+bwd vs torch bn+add+relu"),
+                           ("residual", "residual relu(bn(x)+s) fwd+bwd vs torch bn+add+relu"),
                            ("relu", "relu forward+backward"),
                            ("add", "add forward"),
                            ("maxpool", "max pool 2x2 forward+backward (DeepID)"),

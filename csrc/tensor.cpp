@@ -4,7 +4,9 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 #include <sstream>
+#include <unordered_map>
 
 #include "cuda/cuda_api.h"
 
@@ -56,19 +58,87 @@ Storage::~Storage() {
   if (release_) release_();
 }
 
+namespace {
+
+// Host blocks of 64 KiB and more are recycled instead of returned to the C library: a
+// training step allocates the same activation sizes every step, and glibc serves (and
+// frees) such sizes with fresh mmaps, so every step would page-fault through every
+// activation again (thousands of faults per 20 MB tensor). Blocks are kept by exact
+// (page-rounded) size, up to a cap on the bytes held idle; empty_host_cache() frees them.
+class HostCache {
+ public:
+  static constexpr size_t kMinBytes = 64 << 10;
+  static constexpr size_t kMaxIdleBytes = size_t(2) << 30;
+
+  void* get(size_t bytes) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      auto it = idle_.find(bytes);
+      if (it != idle_.end()) {
+        void* p = it->second;
+        idle_.erase(it);
+        idle_bytes_ -= bytes;
+        return p;
+      }
+    }
+    return std::aligned_alloc(64, bytes);
+  }
+
+  void put(void* p, size_t bytes) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (idle_bytes_ + bytes > kMaxIdleBytes) {
+      std::free(p);
+      return;
+    }
+    idle_.emplace(bytes, p);
+    idle_bytes_ += bytes;
+  }
+
+  void clear() {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto& kv : idle_) std::free(kv.second);
+    idle_.clear();
+    idle_bytes_ = 0;
+  }
+
+ private:
+  std::mutex mu_;
+  std::unordered_multimap<size_t, void*> idle_;
+  size_t idle_bytes_ = 0;
+};
+
+// Never destroyed: tensors released during interpreter shutdown may still return blocks.
+HostCache& host_cache() {
+  static HostCache* cache = new HostCache;
+  return *cache;
+}
+
+}  // namespace
+
+void empty_host_cache() { host_cache().clear(); }
+
 std::shared_ptr<Storage> Storage::allocate(size_t nbytes, Device device) {
   if (device.is_cuda()) {
     void* p = cuda::malloc(nbytes, device.index);
     int idx = device.index;
     return std::make_shared<Storage>(p, nbytes, device, [p, idx] { cuda::free(p, idx); });
   }
-  // aligned_alloc needs a size that is a multiple of the alignment, and a non-null
-  // pointer is wanted even for empty tensors.
+  // 64-byte aligned (full cache lines, aligned vector loads); aligned_alloc needs a size
+  // that is a multiple of the alignment, and a non-null pointer is wanted even when empty.
   size_t padded = ((nbytes + 63) / 64) * 64;
   if (padded == 0) padded = 64;
-  void* p = std::aligned_alloc(64, padded);
+  void* p;
+  std::function<void()> release;
+  if (padded >= HostCache::kMinBytes) {
+    padded = ((padded + 4095) / 4096) * 4096;
+    p = host_cache().get(padded);
+    release = [p, padded] { host_cache().put(p, padded); };
+  } else {
+    p = std::aligned_alloc(64, padded);
+    release = [p] { std::free(p); };
+  }
   if (!p) throw Error("out of host memory allocating " + std::to_string(nbytes) + " bytes");
-  return std::make_shared<Storage>(p, nbytes, device, [p] { std::free(p); });
+  return std::make_shared<Storage>(p, nbytes, device, std::move(release));
 }
 
 Tensor::Tensor(std::shared_ptr<Storage> storage, Shape shape, DType dtype)

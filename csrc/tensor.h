@@ -58,6 +58,9 @@ class Storage {
   std::function<void()> release_;
 };
 
+// Frees the host blocks kept for reuse (see Storage::allocate).
+void empty_host_cache();
+
 using Shape = std::vector<int64_t>;
 int64_t shape_numel(const Shape& s);
 std::string shape_str(const Shape& s);

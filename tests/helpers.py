@@ -9,7 +9,7 @@ import contextlib
 import numpy as np
 import pytest
 
-import tfe
+from tfe import _native as native
 
 
 def randn(rng, *shape, scale=1.0, shift=0.0):
@@ -35,12 +35,12 @@ def nat(t):
 @contextlib.contextmanager
 def num_threads(n):
     """Run the CPU kernels with n threads, restoring the previous count afterwards."""
-    old = tfe.get_num_threads()
-    tfe.set_num_threads(n)
+    old = native.get_num_threads()  # what tfe.get/set_num_threads re-export
+    native.set_num_threads(n)
     try:
         yield
     finally:
-        tfe.set_num_threads(old)
+        native.set_num_threads(old)
 
 
 def raises(op, match=""):
@@ -87,3 +87,49 @@ def bn_dx_unit(gamma, invstd, g, ndim):
     a = np.abs(np.asarray(gamma, np.float64)) * np.asarray(invstd, np.float64) * g
     unit = (2.0 ** np.round(np.log2(np.maximum(a, 1e-30)))).astype(np.float32)
     return unit.reshape((1, -1) + (1,) * (ndim - 2))
+
+
+def run_child(code, *args, env_extra=None, timeout=300):
+    """Run `code` in a fresh Python process that imports the same tfe (and these helpers):
+    for start-up settings (TFE_GEMM_KERNEL) and for calls that might crash the process."""
+    import os
+    import subprocess
+    import sys
+
+    import tfe
+    tests_dir = os.path.dirname(os.path.abspath(__file__))
+    pkg_root = os.path.dirname(os.path.dirname(os.path.abspath(tfe.__file__)))
+    env = dict(os.environ)
+    env.update(env_extra or {})
+    env["PYTHONPATH"] = os.pathsep.join(
+        [tests_dir, pkg_root] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+    return subprocess.run([sys.executable, "-c", code, *map(str, args)], env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+# A child that makes one call and exits 0 iff it raised ValueError("[op] ...") or an
+# out-of-memory error; a result (or a crash) means the binding let an impossible size through.
+MUST_FAIL_CHILD = """
+import resource
+import sys
+import numpy as np
+resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))  # fail fast, never fill memory
+from tfe import _native as native
+op, expr = sys.argv[1], sys.argv[2]
+try:
+    out = eval(expr, {"native": native, "np": np})
+except ValueError as e:
+    assert str(e).startswith("[" + op + "] "), e
+    sys.exit(0)
+except (MemoryError, RuntimeError) as e:
+    assert isinstance(e, MemoryError) or "memory" in str(e), repr(e)
+    sys.exit(0)
+shape = getattr(out, "shape", None)
+nbytes = getattr(out, "nbytes", None)
+sys.exit(f"no error: {expr} returned shape {shape}, nbytes {nbytes}")
+"""
+
+
+def assert_fails_cleanly(op, expr):
+    r = run_child(MUST_FAIL_CHILD, op, expr, timeout=120)
+    assert r.returncode == 0, f"{expr}: exit code {r.returncode}\n{r.stdout}\n{r.stderr[-2000:]}"

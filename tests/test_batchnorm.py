@@ -218,7 +218,8 @@ EVAL_BAD = [
     ("x rank 3", lambda a: a.__setitem__(0, a[0][0]), {}, r"x: expected \[N, C\] or"),
     ("running_var shape", lambda a: a.__setitem__(4, a[4][:2].copy()), {},
      "running_var: expected shape"),
-    ("gamma non-contiguous", lambda a: a.__setitem__(1, noncontig(a[1])), {}, "gamma: array is not"),
+    ("gamma non-contiguous", lambda a: a.__setitem__(1, noncontig(a[1])), {},
+     "gamma: array is not"),
     ("eps 0", None, {"eps": 0.0}, "eps must be a positive number"),
 ]
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import tfe.reference as ref
-from helpers import nat, noncontig, num_threads, pow2_scale, raises, randn, readonly
+from helpers import nat, noncontig, num_threads, pow2_scale, raises, randn, readonly, run_child
 from tfe import _native as native
 from tolerances import assert_close
 
@@ -83,6 +83,23 @@ def test_defaults_and_keywords(rng):
     y = nat(native.conv2d_forward(x, w))  # b=None, stride=1, pad=0
     np.testing.assert_array_equal(y, nat(native.conv2d_forward(x=x, w=w, b=None, stride=1, pad=0)))
     assert_close(y, ref.conv2d_forward(x, w, None, 1, 0), "conv2d", "y")
+
+
+def test_accepts_tensors_and_read_only_inputs(rng):
+    """Native outputs (native.Tensor) chain into the next call without NumPy; inputs that are
+    only read may be read-only arrays; a native.Tensor accumulator is updated in place."""
+    x, w, b, dy, g = make(rng, (2, 3, 7, 9, 5, 3, 1, 1, True))
+    y = native.conv2d_forward(readonly(x), readonly(w), readonly(b), 1, 1)
+    assert isinstance(y, native.Tensor) and y.shape == dy.shape
+    assert_close(nat(y), ref.conv2d_forward(x, w, b, 1, 1), "conv2d", "y")
+    w2 = randn(rng, 4, 5, 3, 3, scale=np.sqrt(2 / 45))
+    h = native.relu_forward(y)
+    y2 = native.conv2d_forward(h, w2, None, 2, 1)  # a Tensor straight into the next conv
+    assert_close(nat(y2), ref.conv2d_forward(nat(h), w2, None, 2, 1), "conv2d", "y2")
+    dw = native.zeros(list(w.shape))
+    _, dw_out, _ = native.conv2d_backward(native.as_tensor(dy), readonly(x), readonly(w), 1, 1,
+                                          dw=dw)
+    assert_close(nat(dw), ref.conv2d_backward(dy, x, w, 1, 1)[1], "conv2d", "dw into a Tensor")
 
 
 def test_backward_accumulates_into_given_buffers(rng):
@@ -211,3 +228,54 @@ def test_rejected_accumulator_is_untouched(rng):
     with raises("conv2d_backward"):
         native.conv2d_backward(dy, x, w, 1, 0, dw=dw, db=np.zeros(4, np.float32))
     np.testing.assert_array_equal(dw, 1.0)
+
+
+# ---- extreme hyper-parameters: an error or the right answer, never a crash ------------------
+# Run in a child process: a kernel that overflows int arithmetic may crash, and must not take
+# the test session down with it.
+
+_EXTREME_CHILD = """
+import resource
+import sys
+import numpy as np
+# A kernel that mis-sizes a buffer must fail fast, not fill the shared machine's memory.
+resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
+import tfe.reference as ref
+from tfe import _native as native
+which, stride, pad = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+x = (np.arange(16, dtype=np.float32) + 1).reshape(1, 1, 4, 4)
+w = np.ones((1, 1, 2, 2), np.float32)
+op = "conv2d_" + which
+try:
+    if which == "forward":
+        out = native.conv2d_forward(x, w, None, stride, pad)
+    else:
+        out = native.conv2d_backward(np.ones((1, 1, 1, 1), np.float32), x, w, stride, pad)[1]
+except ValueError as e:
+    assert str(e).startswith("[" + op + "] "), e
+    print("error", e)
+    sys.exit(0)
+except (MemoryError, RuntimeError) as e:
+    # Out of memory is right only when the output really is huge (the pad case); a 1x1
+    # output (huge stride) needs no memory.
+    assert pad >= 2**20 and (isinstance(e, MemoryError) or "memory" in str(e)), repr(e)
+    print("error", e)
+    sys.exit(0)
+# No error: only right for the huge strides (one window); a huge pad has no representable output.
+assert pad < 2**20, f"no error for pad={pad}: returned shape {tuple(out.shape)}"
+assert tuple(out.shape) == ((1, 1, 1, 1) if which == "forward" else (1, 1, 2, 2)), out.shape
+want = ref.conv2d_forward(x, w, None, 2, 0) if which == "forward" else x[:, :, :2, :2]
+np.testing.assert_array_equal(np.asarray(out), want)
+print("ok")
+"""
+
+
+@pytest.mark.parametrize("which", ["forward", "backward"])
+@pytest.mark.parametrize("stride,pad", [(2**31 - 3, 0), (2**31 - 1, 0), (1, 2**31 - 1)],
+                         ids=["stride 2^31-3", "stride 2^31-1", "pad 2^31-1"])
+def test_extreme_hyper_parameters_fail_cleanly(which, stride, pad):
+    """A stride beyond the input is legal (one window); a pad this large has an output too big
+    for any memory. Either way: a clean error or the right result, never a crash/garbage."""
+    r = run_child(_EXTREME_CHILD, which, stride, pad, timeout=90)
+    assert r.returncode == 0, (f"conv2d_{which}(x[1,1,4,4], w[1,1,2,2], stride={stride}, "
+                               f"pad={pad}): exit code {r.returncode}\n{r.stdout}\n{r.stderr}")

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import tfe.reference as ref
-from helpers import nat, noncontig, raises, randn
+from helpers import assert_fails_cleanly, nat, noncontig, raises, randn
 from tfe import _native as native
 from tolerances import assert_close
 
@@ -42,3 +42,12 @@ def test_forward_rejects(rng, call, match):
 def test_backward_rejects(rng, call, match):
     with raises("gap_backward", match):
         call(randn(rng, 2, 3))
+
+
+@pytest.mark.parametrize("H,W", [(2**31, 2**31), (2**32, 2**30)], ids=["2^31x2^31", "2^32x2^30"])
+def test_backward_impossible_sizes_fail_cleanly(H, W):
+    # The output [1, 1, H, W] needs 2^64 bytes (which wraps to 0 in size_t): must raise, never
+    # return a tensor without memory behind it. (Only sizes whose byte count overflows are
+    # tried: a merely huge output would really be allocated and filled.)
+    assert_fails_cleanly("gap_backward",
+                         f"native.gap_backward(np.ones((1, 1), np.float32), {H}, {W})")

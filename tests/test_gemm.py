@@ -6,16 +6,12 @@ boundaries (depth 256, row blocks of 96-192, column blocks of 2048-3072, registe
 TFE_GEMM_KERNEL=generic|avx2|avx512 (never above what the CPU has); the subprocess tests
 force each lower kernel and check sgemm, conv2d and linear against the reference there.
 """
-import os
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
 import pytest
 
-import tfe
-from helpers import nat, noncontig, num_threads, raises, randn
+from helpers import nat, noncontig, num_threads, raises, randn, run_child
 from tfe import _native as native
 from tolerances import assert_close
 
@@ -23,7 +19,6 @@ from tolerances import assert_close
 SIZES = [(1, 1, 1), (1, 7, 3), (5, 1, 13), (5, 13, 3), (13, 5, 7), (4, 48, 16), (9, 49, 17),
          (33, 65, 129), (97, 101, 257), (200, 50, 300), (3, 3100, 5), (193, 7, 600)]
 KERNELS = ["generic", "avx2", "avx512"]
-TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
 def _operands(rng, M, N, K, ta, tb):
@@ -137,12 +132,7 @@ def test_forced_kernel_in_subprocess(kernel):
     best = native.gemm_kernel()
     if KERNELS.index(kernel) > KERNELS.index(best):
         pytest.skip(f"this CPU's best GEMM kernel is {best}")
-    env = dict(os.environ)
-    env["TFE_GEMM_KERNEL"] = kernel
-    pkg_root = os.path.dirname(os.path.dirname(os.path.abspath(tfe.__file__)))
-    env["PYTHONPATH"] = os.pathsep.join(
-        [TESTS_DIR, pkg_root] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
-    r = subprocess.run([sys.executable, "-c", _CHILD, kernel], env=env, capture_output=True,
-                       text=True, timeout=300)
-    assert r.returncode == 0, f"TFE_GEMM_KERNEL={kernel}: exit {r.returncode}\n{r.stdout}\n{r.stderr}"
+    r = run_child(_CHILD, kernel, env_extra={"TFE_GEMM_KERNEL": kernel})
+    assert r.returncode == 0, (f"TFE_GEMM_KERNEL={kernel}: exit {r.returncode}\n{r.stdout}\n"
+                               f"{r.stderr}")
     assert f"ok {kernel}" in r.stdout

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import tfe.reference as ref
-from helpers import distinct, nat, noncontig, raises, randn
+from helpers import assert_fails_cleanly, distinct, nat, noncontig, raises, randn
 from tfe import _native as native
 from tolerances import assert_close
 
@@ -109,3 +109,11 @@ def test_backward_rejects(rng, make_args, match):
     dy = randn(rng, *y.shape)
     with raises("maxpool2d_backward", match):
         native.maxpool2d_backward(*make_args(dy, am.copy()))
+
+
+@pytest.mark.parametrize("H,W", [(2**31, 2**31)], ids=["2^31x2^31"])
+def test_backward_impossible_sizes_fail_cleanly(H, W):
+    # dx [1, 1, H, W] needs 2^62 * 4 = 2^64 bytes, which wraps to 0 in size_t: must raise.
+    assert_fails_cleanly("maxpool2d_backward",
+                         "native.maxpool2d_backward(np.ones((1, 1, 1, 1), np.float32), "
+                         f"np.zeros((1, 1, 1, 1), np.int32), {H}, {W})")

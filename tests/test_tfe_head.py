@@ -124,7 +124,8 @@ def _args(rng):
 
 
 TRAIN_BAD = [
-    ("ze batch", lambda a: a.__setitem__(1, a[1][:5].copy()), {}, "ze: batch 5 differs from zi's 6"),
+    ("ze batch", lambda a: a.__setitem__(1, a[1][:5].copy()), {},
+     "ze: batch 5 differs from zi's 6"),
     ("zi rank 3", lambda a: a.__setitem__(0, a[0][None]), {}, "zi: expected 2-d"),
     ("zi float64", lambda a: a.__setitem__(0, a[0].astype(np.float64)), {}, "zi: "),
     ("ze int64", lambda a: a.__setitem__(1, a[1].astype(np.int64)), {}, "ze: expected float32"),
@@ -168,13 +169,15 @@ def test_eval_rejects(rng, edit, kw, match):
 
 
 BWD_BAD = [
-    ("dlogits shape", lambda a: a.__setitem__(0, a[0][:, :3].copy()), {}, "dlogits: expected shape"),
+    ("dlogits shape", lambda a: a.__setitem__(0, a[0][:, :3].copy()), {},
+     "dlogits: expected shape"),
     ("dlogits float64", lambda a: a.__setitem__(0, a[0].astype(np.float64)), {}, "dlogits: "),
     ("z_hat shape", lambda a: a.__setitem__(3, a[3][:, :7].copy()), {}, "z_hat: expected shape"),
     ("save_invstd shape", lambda a: a.__setitem__(6, a[6][:7].copy()), {},
      "save_invstd: expected shape"),
     ("ze batch", lambda a: a.__setitem__(2, a[2][:5].copy()), {}, "ze: batch 5 differs"),
-    ("dw read-only", None, {"dw": readonly(np.zeros((4, 8), np.float32))}, "dw: is updated in place"),
+    ("dw read-only", None, {"dw": readonly(np.zeros((4, 8), np.float32))},
+     "dw: is updated in place"),
     ("db shape", None, {"db": np.zeros(5, np.float32)}, "db: expected shape"),
     ("dgamma float64", None, {"dgamma": np.zeros(8)}, "dgamma: "),
     ("dbeta read-only", None, {"dbeta": readonly(np.zeros(8, np.float32))},

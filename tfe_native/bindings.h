@@ -42,13 +42,20 @@ class Args {
     if (!ok) fail(op_, message);
   }
   Device device() const { return device_; }
+  // Outputs on the call's device; a shape whose size overflows or exceeds any memory is
+  // a ValueError, not a wrapped-around allocation.
   Tensor out(const Shape& shape, DType dtype = DType::f32) const {
+    check_size(shape);
     return Tensor::empty(shape, dtype, device_);
   }
-  Tensor zeros(const Shape& shape) const { return Tensor::zeros(shape, DType::f32, device_); }
+  Tensor zeros(const Shape& shape) const {
+    check_size(shape);
+    return Tensor::zeros(shape, DType::f32, device_);
+  }
 
  private:
   void admit(const Tensor& t, const char* name, int rank, DType dtype);
+  void check_size(const Shape& shape) const;
   const char* op_;
   bool have_device_ = false;
   Device device_{};

@@ -5,6 +5,7 @@
 //
 // Backward bindings return fresh parameter gradients, or accumulate into the arrays passed
 // as dw=/db=/dgamma=/dbeta= (how the autograd layer fills .grad without extra adds).
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -82,6 +83,9 @@ ConvShape conv_shape(Args& a, const Tensor& x, const Tensor& w, int stride, int 
   a.require(w.size(2) == w.size(3), "w: kernel must be square, got " + dims(w.size(2), w.size(3)));
   a.require(stride >= 1, "stride must be >= 1, got " + std::to_string(stride));
   a.require(pad >= 0, "pad must be >= 0, got " + std::to_string(pad));
+  // Kernels index with int: the padded input must stay well inside its range.
+  a.require(std::max(s.H, s.W) + 2 * int64_t(pad) < (int64_t(1) << 30),
+            "pad " + std::to_string(pad) + " makes the padded input too large");
   a.require(s.H + 2 * pad >= s.k && s.W + 2 * pad >= s.k,
             "kernel " + dims(s.k, s.k) + " is larger than the padded input " +
                 dims(s.H + 2 * pad, s.W + 2 * pad));
@@ -90,15 +94,22 @@ ConvShape conv_shape(Args& a, const Tensor& x, const Tensor& w, int stride, int 
   return s;
 }
 
+// A stride past the padded input gives one window per axis whatever its value; using
+// the smallest such stride keeps the kernels' index arithmetic far from int overflow.
+int effective_stride(const ConvShape& s, int stride, int pad) {
+  int64_t span = std::max(s.H, s.W) + 2 * int64_t(pad);
+  return static_cast<int>(std::min<int64_t>(stride, span));
+}
+
 // Labels must index a class: checked here so kernels never read out of bounds.
 void check_labels(const Args& a, const Tensor& labels, int64_t N, int64_t K) {
   a.expect_shape(labels, "labels", {N});
   if (labels.device().is_cuda()) return;  // checked by the device kernel
   const int64_t* l = labels.data<int64_t>();
   for (int64_t i = 0; i < N; ++i)
-    a.require(l[i] >= 0 && l[i] < K, "labels[" + std::to_string(i) + "] = " +
-                                         std::to_string(l[i]) + " is not a class in [0, " +
-                                         std::to_string(K) + ")");
+    if (l[i] < 0 || l[i] >= K)
+      fail(a.op(), "labels[" + std::to_string(i) + "] = " + std::to_string(l[i]) +
+                       " is not a class in [0, " + std::to_string(K) + ")");
 }
 
 void bind_conv(py::module_& m) {
@@ -110,6 +121,7 @@ void bind_conv(py::module_& m) {
           Tensor B = a.optional(b, "b");
           if (B.defined()) a.expect_shape(B, "b", {s.K});
           Tensor Y = a.out({s.N, s.K, s.Ho, s.Wo});
+          stride = effective_stride(s, stride, pad);
           run([&] { ops::conv2d_forward(Y, X, W, B, stride, pad); });
           return Y;
         },
@@ -127,6 +139,7 @@ void bind_conv(py::module_& m) {
           Tensor DW = accumulator(a, dw, "dw", W.shape());
           Tensor DB = accumulator(a, db, "db", {s.K});
           Tensor DX = compute_dx ? a.out(X.shape()) : Tensor();
+          stride = effective_stride(s, stride, pad);
           run([&] { ops::conv2d_backward(DX, DW, DB, DY, X, W, stride, pad); });
           return py::make_tuple(opt(DX), DW, DB);
         },
@@ -259,9 +272,9 @@ void bind_pooling(py::module_& m) {
           if (!AM.device().is_cuda()) {
             const int32_t* p = AM.data<int32_t>();
             for (int64_t i = 0, n = AM.numel(); i < n; ++i)
-              a.require(p[i] >= 0 && p[i] < H * W,
-                        "argmax[" + std::to_string(i) + "] = " + std::to_string(p[i]) +
-                            " is outside the " + dims(H, W) + " input plane");
+              if (p[i] < 0 || p[i] >= H * W)  // the message is built only on failure
+                fail(a.op(), "argmax[" + std::to_string(i) + "] = " + std::to_string(p[i]) +
+                                 " is outside the " + dims(H, W) + " input plane");
           }
           Tensor DX = a.out({DY.size(0), DY.size(1), H, W});
           run([&] { ops::maxpool2d_backward(DX, DY, AM); });

@@ -35,6 +35,8 @@ void bind_runtime(py::module_& m) {
         },
         "n"_a, "Threads used by the CPU kernels (default: OMP_NUM_THREADS or all cores)");
   m.def("get_num_threads", &cpu::num_threads);
+  m.def("empty_host_cache", &empty_host_cache,
+        "Return the host memory kept for reuse by freed tensors to the system");
   m.def("cuda_built", &cuda::built, "True when this build has the CUDA backend");
   m.def("cuda_device_count", &cuda::device_count, "Usable CUDA GPUs (0 without driver/GPU)");
   m.def("cuda_unavailable_reason", &cuda::unavailable_reason);

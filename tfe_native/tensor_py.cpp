@@ -6,6 +6,7 @@
 // DLPack: __dlpack__ / __dlpack_device__ export (np.from_dlpack, torch.from_dlpack,
 // cupy.from_dlpack), from_dlpack imports from any producer; neither copies.
 #include <cstring>
+#include <limits>
 
 #include "bindings.h"
 #include "cuda/cuda_api.h"
@@ -255,6 +256,16 @@ Tensor Args::inout(py::handle obj, const char* name, int rank) {
       !py::reinterpret_borrow<py::array>(obj).writeable())
     fail(op_, std::string(name) + ": is updated in place but the array is read-only");
   return tensor(obj, name, rank);
+}
+
+void Args::check_size(const Shape& shape) const {
+  constexpr int64_t kMaxElements = int64_t(1) << 40;  // 4 TiB of float32: no machine has it
+  int64_t n = 1;
+  for (int64_t d : shape) {
+    if (d < 0 || d > std::numeric_limits<int32_t>::max() || (d > 0 && n > kMaxElements / d))
+      fail(op_, "output of shape " + shape_str(shape) + " is too large");
+    n *= d;
+  }
 }
 
 void Args::expect_shape(const Tensor& t, const char* name, const Shape& shape) const {

@@ -154,13 +154,34 @@ void run_tiles(const KernelInfo& kr, int T, const int* off, const float* base, c
     const float* b = base + (long)tile * kr.nr;
     for (int mp = 0; mp < np; ++mp)
       kr.ukr_off(T, wp + mp * panel, b, off, yext + (long)mp * kr.mr * ldy + (long)tile * kr.nr,
-                 ldy);
+                 ldy, nullptr, kr.mr);
   }
 }
 
 void implicit_tiles(const KernelInfo& kr, const Implicit& g, const float* xph, const float* wp,
                     int M, float* yext, int t0, int t1) {
   run_tiles(kr, g.T, g.off.data(), xph, wp, M, yext, g.ldy, t0, t1);
+}
+
+// Row mode (one image per group, Wo a multiple of NR, e.g. the 48-wide maps): tiles are
+// NR-pixel pieces of output rows that the micro-kernel stores straight into y[M][Ho*Wo]
+// with the bias, so there is no Yext and no compaction pass.
+bool row_mode(const Implicit& g, int nr) { return g.G == 1 && g.Wo % nr == 0; }
+int row_tiles(const Implicit& g, int nr) { return g.Ho * (g.Wo / nr); }
+
+void row_tiles_run(const KernelInfo& kr, const Implicit& g, const float* xph, const float* wp,
+                   int M, const float* bias, float* y, int t0, int t1) {
+  const int per_row = g.Wo / kr.nr, P = g.Ho * g.Wo, np = ceil_div(M, kr.mr);
+  const long panel = (long)kr.mr * g.T;
+  for (int tile = t0; tile < t1; ++tile) {
+    const int oh = tile / per_row, j = (tile % per_row) * kr.nr;
+    const float* b = xph + (long)oh * g.Wq + j;
+    for (int mp = 0; mp < np; ++mp) {
+      const int i0 = mp * kr.mr;
+      kr.ukr_off(g.T, wp + mp * panel, b, g.off.data(), y + (long)i0 * P + oh * g.Wo + j, P,
+                 bias ? bias + i0 : nullptr, std::min(kr.mr, M - i0));
+    }
+  }
 }
 
 // y[n][c0..c1)[Ho*Wo] (n < gact, y at the group's first image, M channels) = Yext + bias.
@@ -390,35 +411,46 @@ void conv2d_forward(float* y, const float* x, const float* w, const float* b, in
   const KernelInfo& kr = detail::active_kernel();
   const int nt = omp_in_parallel() ? 1 : num_threads();
   const bool by_group = N >= nt;
-  const int G = by_group ? choose_group(N, nt, C, H, W, k, stride, pad) : 1;
+  const int Wo = (W + 2 * pad - k) / stride + 1;
+  const int G = by_group && Wo % kr.nr != 0 ? choose_group(N, nt, C, H, W, k, stride, pad) : 1;
   const Implicit g = make_implicit(C, H, W, k, stride, pad, G, kr.nr);
+  const bool rows = row_mode(g, kr.nr);
   const float* wp = packed_weights(kr, w, K, g.T);
   const long xs = (long)C * H * W, ys = (long)K * g.Ho * g.Wo;
-  const long yext_size = (long)round_up(K, kr.mr) * g.ldy;
+  const long yext_size = rows ? 1 : (long)round_up(K, kr.mr) * g.ldy;
   if (by_group) {
     const int ngroups = ceil_div(N, G);
 #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
     for (int gi = 0; gi < ngroups; ++gi) {
       const int n0 = gi * G, gact = std::min(G, N - n0);
       float* xph = tls_xph.get(g.buf);
-      float* yext = tls_yext.get(yext_size);
       fill_phase(g, x + n0 * xs, gact, xph);
-      implicit_tiles(kr, g, xph, wp, K, yext, 0, g.ntile(gact, kr.nr));
-      compact(g, yext, b, K, gact, y + n0 * ys, 0, K);
+      if (rows) {
+        row_tiles_run(kr, g, xph, wp, K, b, y + n0 * ys, 0, row_tiles(g, kr.nr));
+      } else {
+        float* yext = tls_yext.get(yext_size);
+        implicit_tiles(kr, g, xph, wp, K, yext, 0, g.ntile(gact, kr.nr));
+        compact(g, yext, b, K, gact, y + n0 * ys, 0, K);
+      }
     }
     return;
   }
   float* xph = tls_sh_x.get(g.buf);
   float* yext = tls_sh_y.get(yext_size);
-  const int ntile = g.ntile(1, kr.nr);
+  const int ntile = rows ? row_tiles(g, kr.nr) : g.ntile(1, kr.nr);
   for (int n = 0; n < N; ++n) {
     fill_phase(g, x + n * xs, 1, xph);
 #pragma omp parallel num_threads(nt)
     {
       const int tid = omp_get_thread_num(), nth = omp_get_num_threads();
-      implicit_tiles(kr, g, xph, wp, K, yext, ntile * tid / nth, ntile * (tid + 1) / nth);
+      const int t0 = ntile * tid / nth, t1 = ntile * (tid + 1) / nth;
+      if (rows) {
+        row_tiles_run(kr, g, xph, wp, K, b, y + n * ys, t0, t1);
+      } else {
+        implicit_tiles(kr, g, xph, wp, K, yext, t0, t1);
 #pragma omp barrier
-      compact(g, yext, b, K, 1, y + n * ys, K * tid / nth, K * (tid + 1) / nth);
+        compact(g, yext, b, K, 1, y + n * ys, K * tid / nth, K * (tid + 1) / nth);
+      }
     }
   }
 }
@@ -454,6 +486,7 @@ void conv2d_backward(float* dx, float* dw, float* db, const float* dy, const flo
     wtp = p;
   }
   long dxext_size = dx_implicit ? (long)round_up(C, kr.mr) * gd.ldy : 0;
+  const bool dx_rows = dx_implicit && row_mode(gd, kr.nr);
   const bool dx_strided = dx && !dx_implicit && by_group;
   StridedDx sd;
   const float* sdw = nullptr;  // packed phase weights (the caller's buffer, shared by the team)
@@ -491,10 +524,14 @@ void conv2d_backward(float* dx, float* dw, float* db, const float* dy, const flo
         }
         if (dx_implicit) {
           float* dyph = tls_dyph.get(gd.buf);
-          float* dxext = tls_dxext.get(dxext_size);
           fill_phase(gd, dyn, gact, dyph);
-          implicit_tiles(kr, gd, dyph, wtp, C, dxext, 0, gd.ntile(gact, kr.nr));
-          compact(gd, dxext, nullptr, C, gact, dx + n0 * xs, 0, C);
+          if (dx_rows) {
+            row_tiles_run(kr, gd, dyph, wtp, C, nullptr, dx + n0 * xs, 0, row_tiles(gd, kr.nr));
+          } else {
+            float* dxext = tls_dxext.get(dxext_size);
+            implicit_tiles(kr, gd, dyph, wtp, C, dxext, 0, gd.ntile(gact, kr.nr));
+            compact(gd, dxext, nullptr, C, gact, dx + n0 * xs, 0, C);
+          }
         } else if (dx_strided) {
           strided_dx_group(kr, sd, sdw, C, H, W, stride, dyn, gact, dx + n0 * xs,
                            tls_dyph.get(sd.buf), tls_dxext.get(dxext_size));
@@ -527,7 +564,7 @@ void conv2d_backward(float* dx, float* dw, float* db, const float* dy, const flo
   float* dyext = tls_sh_dy.get(dw ? (long)K * g.ld(1) : 1);
   float* dyph = dx_implicit ? tls_dyph.get(gd.buf) : nullptr;
   float* dxext = dx_implicit ? tls_sh_y.get(dxext_size) : nullptr;
-  const int ntile_dx = dx_implicit ? gd.ntile(1, kr.nr) : 0;
+  const int ntile_dx = !dx_implicit ? 0 : dx_rows ? row_tiles(gd, kr.nr) : gd.ntile(1, kr.nr);
   for (int n = 0; n < N; ++n) {
     const float* dyn = dy + n * ys;
     if (dw) {
@@ -543,9 +580,11 @@ void conv2d_backward(float* dx, float* dw, float* db, const float* dy, const flo
         for (int i = K * tid / nth; i < K * (tid + 1) / nth; ++i)
           db[i] += sum_lanes(dyn + (long)i * P, P);
       }
-      if (dx_implicit) {
-        implicit_tiles(kr, gd, dyph, wtp, C, dxext, ntile_dx * tid / nth,
-                       ntile_dx * (tid + 1) / nth);
+      const int t0 = ntile_dx * tid / nth, t1 = ntile_dx * (tid + 1) / nth;
+      if (dx_rows) {
+        row_tiles_run(kr, gd, dyph, wtp, C, nullptr, dx + n * xs, t0, t1);
+      } else if (dx_implicit) {
+        implicit_tiles(kr, gd, dyph, wtp, C, dxext, t0, t1);
 #pragma omp barrier
         compact(gd, dxext, nullptr, C, 1, dx + n * xs, C * tid / nth, C * (tid + 1) / nth);
       }

@@ -52,8 +52,11 @@ constexpr int kGNR = 8;
 
 template <bool kOff>
 inline void generic_micro(int kc, const float* a, const float* b, const int* off, float* c,
-                          int ldc, float beta, int m, int n) {
+                          int ldc, float beta, int m, int n, const float* bias) {
   float acc[kGMR][kGNR] = {};
+  if (bias)
+    for (int i = 0; i < m; ++i)
+      for (int j = 0; j < kGNR; ++j) acc[i][j] = bias[i];
   for (int t = 0; t < kc; ++t) {
     const float* bt = kOff ? b + off[t] : b + t * kGNR;
     for (int i = 0; i < kGMR; ++i)
@@ -72,11 +75,11 @@ inline void generic_micro(int kc, const float* a, const float* b, const int* off
 
 void generic_ukr(int kc, const float* a, const float* b, float* c, int ldc, float beta, int m,
                  int n) {
-  generic_micro<false>(kc, a, b, nullptr, c, ldc, beta, m, n);
+  generic_micro<false>(kc, a, b, nullptr, c, ldc, beta, m, n, nullptr);
 }
 void generic_ukr_off(int kc, const float* a, const float* b, const int* off, float* c,
-                     int ldc) {
-  generic_micro<true>(kc, a, b, off, c, ldc, 0.0f, kGMR, kGNR);
+                     int ldc, const float* bias, int m) {
+  generic_micro<true>(kc, a, b, off, c, ldc, 0.0f, m, kGNR, bias);
 }
 
 // 4 explicit lanes per sum so the compiler can vectorise without reassociating.

@@ -30,6 +30,12 @@ constexpr int kNR = 24;
     c##i##2 = _mm256_fmadd_ps(ai, b2, c##i##2);   \
   }
 
+#define TFE_BIAS_ROW(i)                                       \
+  {                                                           \
+    const __m256 bi = _mm256_set1_ps(i < m ? bias[i] : 0.0f); \
+    c##i##0 = bi, c##i##1 = bi, c##i##2 = bi;                 \
+  }
+
 inline void store_full_row(float* c, __m256 x0, __m256 x1, __m256 x2, float beta) {
   if (beta != 0.0f) {
     const __m256 vb = _mm256_set1_ps(beta);
@@ -45,8 +51,12 @@ inline void store_full_row(float* c, __m256 x0, __m256 x1, __m256 x2, float beta
 template <bool kOff>
 inline __attribute__((always_inline)) void micro_4x24(int kc, const float* a, const float* b,
                                                       const int* off, float* c, int ldc,
-                                                      float beta, int m, int n) {
+                                                      float beta, int m, int n,
+                                                      const float* bias) {
   TFE_ACC_ROW(0) TFE_ACC_ROW(1) TFE_ACC_ROW(2) TFE_ACC_ROW(3)
+  if (bias) {  // start the sums at the bias (rows >= m are never stored)
+    TFE_BIAS_ROW(0) TFE_BIAS_ROW(1) TFE_BIAS_ROW(2) TFE_BIAS_ROW(3)
+  }
   if (beta != 0.0f) {
     for (int i = 0; i < m; ++i) {
       _mm_prefetch((const char*)(c + i * ldc), _MM_HINT_T0);
@@ -86,13 +96,15 @@ inline __attribute__((always_inline)) void micro_4x24(int kc, const float* a, co
 }
 #undef TFE_ACC_ROW
 #undef TFE_FMA_ROW
+#undef TFE_BIAS_ROW
 
 void ukr(int kc, const float* a, const float* b, float* c, int ldc, float beta, int m, int n) {
-  micro_4x24<false>(kc, a, b, nullptr, c, ldc, beta, m, n);
+  micro_4x24<false>(kc, a, b, nullptr, c, ldc, beta, m, n, nullptr);
 }
 
-void ukr_off(int kc, const float* a, const float* b, const int* off, float* c, int ldc) {
-  micro_4x24<true>(kc, a, b, off, c, ldc, 0.0f, kMR, kNR);
+void ukr_off(int kc, const float* a, const float* b, const int* off, float* c, int ldc,
+             const float* bias, int m) {
+  micro_4x24<true>(kc, a, b, off, c, ldc, 0.0f, m, kNR, bias);
 }
 
 inline float hsum(__m256 v) {

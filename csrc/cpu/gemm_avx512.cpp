@@ -48,15 +48,25 @@ inline void store_row(float* c, __m512 x0, __m512 x1, __m512 x2, float beta, __m
     c##i##1 = _mm512_fmadd_ps(ai, b1, c##i##1); \
     c##i##2 = _mm512_fmadd_ps(ai, b2, c##i##2); \
   }
+#define TFE_BIAS_ROW(i)                                         \
+  {                                                             \
+    const __m512 bi = _mm512_set1_ps(i < m ? bias[i] : 0.0f);   \
+    c##i##0 = bi, c##i##1 = bi, c##i##2 = bi;                   \
+  }
 #define TFE_STORE_ROW(i) \
   if (i < m) store_row(c + (i)*ldc, c##i##0, c##i##1, c##i##2, beta, m0, m1, m2);
 
 template <bool kOff>
 inline __attribute__((always_inline)) void micro_8x48(int kc, const float* a, const float* b,
                                                       const int* off, float* c, int ldc,
-                                                      float beta, int m, int n) {
+                                                      float beta, int m, int n,
+                                                      const float* bias) {
   TFE_ACC_ROW(0) TFE_ACC_ROW(1) TFE_ACC_ROW(2) TFE_ACC_ROW(3)
   TFE_ACC_ROW(4) TFE_ACC_ROW(5) TFE_ACC_ROW(6) TFE_ACC_ROW(7)
+  if (bias) {  // start the sums at the bias (rows >= m are never stored)
+    TFE_BIAS_ROW(0) TFE_BIAS_ROW(1) TFE_BIAS_ROW(2) TFE_BIAS_ROW(3)
+    TFE_BIAS_ROW(4) TFE_BIAS_ROW(5) TFE_BIAS_ROW(6) TFE_BIAS_ROW(7)
+  }
   if (beta != 0.0f) {  // C will be read at the end: start fetching it now
     for (int i = 0; i < m; ++i) {
       _mm_prefetch((const char*)(c + i * ldc), _MM_HINT_T0);
@@ -81,13 +91,15 @@ inline __attribute__((always_inline)) void micro_8x48(int kc, const float* a, co
 #undef TFE_ACC_ROW
 #undef TFE_FMA_ROW
 #undef TFE_STORE_ROW
+#undef TFE_BIAS_ROW
 
 void ukr(int kc, const float* a, const float* b, float* c, int ldc, float beta, int m, int n) {
-  micro_8x48<false>(kc, a, b, nullptr, c, ldc, beta, m, n);
+  micro_8x48<false>(kc, a, b, nullptr, c, ldc, beta, m, n, nullptr);
 }
 
-void ukr_off(int kc, const float* a, const float* b, const int* off, float* c, int ldc) {
-  micro_8x48<true>(kc, a, b, off, c, ldc, 0.0f, kMR, kNR);
+void ukr_off(int kc, const float* a, const float* b, const int* off, float* c, int ldc,
+             const float* bias, int m) {
+  micro_8x48<true>(kc, a, b, off, c, ldc, 0.0f, m, kNR, bias);
 }
 
 // Horizontal sum. Masked (zeroing) extracts: GCC 12's unmasked ones, and hence

@@ -24,10 +24,10 @@ namespace tfe::cpu::detail {
 // stored (m <= MR, n <= NR).
 using MicroKernel = void (*)(int kc, const float* a, const float* b, float* c, int ldc,
                              float beta, int m, int n);
-// Implicit-B micro-kernel: B row t is b + off[t] (NR floats, unaligned). Full tiles only,
-// C = AB (beta 0).
+// Implicit-B micro-kernel: B row t is b + off[t] (NR floats, unaligned). C = AB + bias[i]
+// (bias may be null) for rows i < m, all NR columns; C is not read.
 using MicroKernelOff = void (*)(int kc, const float* a, const float* b, const int* off,
-                                float* c, int ldc);
+                                float* c, int ldc, const float* bias, int m);
 // out[i * DC + j] = sum_{l < L} a[i][l] * b[j][l]; L is a multiple of 16 (assigned).
 using DotKernel = void (*)(int L, const float* const* a, const float* const* b, float* out);
 using PeakFn = double (*)(int threads);

@@ -99,7 +99,8 @@ def train_main(argv=None):
               f"(disjoint people), identity set {len(splits['identity'])} images of "
               f"{identity_people} people", flush=True)
         run = run_split(splits, protocol, seed, os.path.join(args.out, f"seed{seed}"),
-                        progress=not args.no_progress and sys.stderr.isatty())
+                        progress=not args.no_progress and sys.stderr.isatty(),
+                        resume=not args.no_resume, label=f"synthetic seed {seed}")
         per_seed.append(run)
     doc = results_document(per_seed, protocol, synthetic=True, classes=classes,
                            frames="synthetic", fold_kind="seed",

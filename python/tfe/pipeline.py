@@ -66,15 +66,24 @@ def split_identity_validation(identity_set, seed):
     return identity_set.subset(train), identity_set.subset(val)
 
 
-def run_split(splits, protocol: Protocol, seed: int, out_dir: str, progress=True, log=print):
-    """All stages on one split dict {train, val, test, identity}; returns per-stage results."""
+def run_split(splits, protocol: Protocol, seed: int, out_dir: str, progress=True, log=print,
+              resume=True, label=""):
+    """All stages on one split dict {train, val, test, identity}; returns per-stage results.
+
+    ``label`` prefixes log lines (e.g. "synthetic seed 0") so every figure says what data
+    it comes from."""
     os.makedirs(out_dir, exist_ok=True)
     train, val, test = splits["train"], splits["val"], splits["test"]
     classes = train.classes
     p = protocol
     aug = Augmenter(seed=seed) if p.augment else None
-    stage_args = dict(seed=seed, out_dir=out_dir, progress=progress, log=log,
-                      batch_size=p.batch_size)
+    settings = {k: v for k, v in asdict(p).items() if not k.startswith("epochs_")}
+    settings.update(seed=seed, split=describe_split(splits))
+    fingerprint = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
+    prefix = f"{label}: " if label else ""
+    stage_args = dict(seed=seed, out_dir=out_dir, progress=progress, resume=resume,
+                      fingerprint=fingerprint, batch_size=p.batch_size, label=label,
+                      log=lambda msg: log(prefix + msg))
     out = {"wall_s": {}}
 
     # 1. identity
@@ -140,7 +149,7 @@ def run_split(splits, protocol: Protocol, seed: int, out_dir: str, progress=True
                           save_model=save, **stage_args)
         controls["baseline_more_epochs"] = _summary(p.emotion_model, res)
         res = joint("tfe_random_identity", None)
-        controls["tfe_random_identity"] = _summary("tfe", res)
+        controls["tfe_random_identity"] = _summary("tfe" + p.emotion_model[len("resnet"):], res)
         out["controls"] = controls
         out["wall_s"]["controls"] = sum(c["wall_s"] for c in controls.values())
     return out
@@ -189,8 +198,12 @@ def results_document(per_split, protocol: Protocol, *, synthetic, classes, frame
     tfe_jl = aggregate(per_split, ("tfe_jl",))
     controls = None
     if all(r.get("controls") for r in per_split):
-        controls = {k: aggregate(per_split, ("controls", k))
-                    for k in ("baseline_more_epochs", "tfe_random_identity")}
+        names = {"baseline_more_epochs": protocol.emotion_model,
+                 "tfe_random_identity": "tfe" + protocol.emotion_model[len("resnet"):]}
+        controls = {}
+        for key, model in names.items():
+            agg = aggregate(per_split, ("controls", key))
+            controls[key] = None if agg is None else {"model": model, **agg}
     return {
         "synthetic": synthetic,
         "protocol": {

@@ -67,10 +67,12 @@ def _best_path(out_dir, name):
 
 def train_stage(name, model, optimizer, scheduler, train_set, val_set, test_set, normalizer,
                 *, epochs, batch_size, augmenter=None, seed=0, out_dir, save_model,
-                progress=True, resume=True, log=print):
+                progress=True, resume=True, fingerprint="", label="", log=print):
     """Trains ``model`` for ``epochs`` epochs and restores its best-validation weights.
 
     ``save_model(path, model)`` writes the deployable best checkpoint (with metadata).
+    ``fingerprint`` identifies the run's settings: a resume file written under other
+    settings is refused rather than silently continued.
     Returns a StageResult; the model ends holding the selected weights.
     """
     start = time.time()
@@ -80,6 +82,9 @@ def train_stage(name, model, optimizer, scheduler, train_set, val_set, test_set,
     if resume and os.path.exists(rpath):
         tensors, meta = checkpoint.load(rpath)
         state = meta["resume"]
+        if state.get("fingerprint") != fingerprint:
+            raise ValueError(f"[{name}] {rpath} was written by a run with other settings; "
+                             "use another output folder or --no-resume")
         model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
         optimizer.load_state_dict({"lr": state["lr"], "momentum": {
             int(k[9:]): v for k, v in tensors.items() if k.startswith("momentum.")}})
@@ -94,7 +99,8 @@ def train_stage(name, model, optimizer, scheduler, train_set, val_set, test_set,
         loader.set_epoch(epoch)
         model.train()
         t0, seen, correct, loss_sum = time.time(), 0, 0, 0.0
-        bar = _progress(loader, f"{name} {epoch + 1}/{epochs}", progress)
+        bar = _progress(loader, f"{label + ' ' if label else ''}{name} {epoch + 1}/{epochs}",
+                        progress)
         for x, y in bar:
             logits = model(Tensor(x))
             loss = ops.cross_entropy(logits, y)
@@ -122,7 +128,7 @@ def train_stage(name, model, optimizer, scheduler, train_set, val_set, test_set,
             save_model(bpath, model)
         elif best_state is None:  # resumed: the best weights live in the best checkpoint
             best_state = _load_model_state(bpath)
-        _save_resume(rpath, model, optimizer, epoch + 1, history, best)
+        _save_resume(rpath, model, optimizer, epoch + 1, history, best, fingerprint)
         if not progress:
             log(f"[{name}] epoch {epoch + 1}/{epochs} loss {row['train_loss']:.3f} "
                 f"train {row['train_acc']:.1f}% val {val_acc:.1f}% "
@@ -144,11 +150,12 @@ def _load_model_state(path):
             and not k.startswith("selftest.")}
 
 
-def _save_resume(path, model, optimizer, epoch, history, best):
+def _save_resume(path, model, optimizer, epoch, history, best, fingerprint):
     opt = optimizer.state_dict()
     tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
     tensors.update({f"momentum.{i}": v for i, v in opt["momentum"].items()})
-    state = {"epoch": epoch, "history": history, "best": best, "lr": opt["lr"]}
+    state = {"epoch": epoch, "history": history, "best": best, "lr": opt["lr"],
+             "fingerprint": fingerprint}
     checkpoint.save(path, tensors, {"resume": json.dumps(state)})
 
 

@@ -130,7 +130,7 @@ class ImageSet:
         elif self.soft_labels is not None:
             hard = self.soft_labels.argmax(axis=1)
         else:
-            raise ValueError("labels: an unlabeled set (no labels, no soft_labels) has no class counts")
+            raise ValueError("labels: an unlabeled set (no labels or soft labels) has no counts")
         return np.bincount(hard, minlength=self.num_classes).astype(np.int64)
 
     def __repr__(self) -> str:

@@ -172,7 +172,7 @@ _GEOMETRY = (
     ("iris_tone", 0.06, 0.30),
 )
 _GEOMETRY_NAMES = tuple(g[0] for g in _GEOMETRY)
-# Derived per-person values appended after the geometry: hair tone (mixture), smirk side.
+# Per-person values the renderer reads: the geometry plus the hair tone (drawn as a mixture).
 _PERSON_FIELDS = _GEOMETRY_NAMES + ("hair_tone",)
 
 _STREAM_IDENTITY, _STREAM_ID_SET, _STREAM_EXPR_SET = 101, 202, 303
@@ -222,7 +222,7 @@ class SyntheticFaces:
         chunk: images rendered per vectorised pass (memory ~ 60 arrays of chunk x size^2).
     """
 
-    def __init__(self, seed: int = 0, size: int = 48, jitter: float = 1.0, chunk: int = 256):
+    def __init__(self, seed: int = 0, size: int = 48, jitter: float = 1.0, chunk: int = 64):
         if int(seed) < 0:
             raise ValueError("seed: must be a non-negative integer")
         if int(size) < 16:
@@ -305,7 +305,11 @@ class SyntheticFaces:
         )
 
     def expression_set(
-        self, n_people: int, per_person_per_class: int, first_person: int = 0, name: str = "synthetic"
+        self,
+        n_people: int,
+        per_person_per_class: int,
+        first_person: int = 0,
+        name: str = "synthetic",
     ) -> ImageSet:
         """Balanced expression data: every person shows every class per_person_per_class times.
 
@@ -352,27 +356,31 @@ class SyntheticFaces:
         k = int(first_person)
         splits = {}
         for split, n in (("train", train_people), ("val", val_people), ("test", test_people)):
-            splits[split] = self.expression_set(n, per_person_per_class, k, name=f"synthetic-{split}")
+            splits[split] = self.expression_set(n, per_person_per_class, k,
+                                                name=f"synthetic-{split}")
             k += n
         splits["identity"] = self.identity_set(identity_people, identity_per_person, k)
         return splits
 
-    def expression_grid(self, people, intensity: float = 1.0) -> np.ndarray:
-        """uint8 [P, 8, H, W]: each person's 8 expressions, clean (no jitter), at one intensity.
+    def expression_grid(self, people, intensity: float = 1.0, classes=None) -> np.ndarray:
+        """uint8 [P, C, H, W]: each person's expressions (default all 8, in CLASSES order),
+        clean (no jitter, no per-image wobble), at one intensity.
 
         For contact sheets and tests; contempt uses the person's habitual smirk side.
         """
         people = [int(k) for k in people]
+        cls = np.arange(len(CLASSES)) if classes is None else np.asarray(classes, int).reshape(-1)
         draws = []
         for k in people:
             person = self.identity(k)
-            deltas = EXPRESSION_DELTAS * intensity
+            deltas = EXPRESSION_DELTAS[cls] * intensity
             if person.smirk_side < 0:
                 deltas = _flip_smirk(deltas)
             actions = person.neutral_actions[None, :] + person.gains[None, :] * deltas
-            draws.append(self._params(k, np.clip(actions, *_ACTION_RANGE), self._clean_jitter(8)))
+            actions = np.clip(actions, *_ACTION_RANGE)
+            draws.append(self._params(k, actions, self._clean_jitter(len(cls))))
         images = self._render_draws(draws, noise=False)
-        return images.reshape(len(people), len(CLASSES), self.size, self.size)
+        return images.reshape(len(people), len(cls), self.size, self.size)
 
     # ------------------------------------------------------------------ drawing
 
@@ -395,14 +403,18 @@ class SyntheticFaces:
 
         j = self.jitter
         px = 2.0 / self.size
+        rot = np.deg2rad(rng.uniform(-10, 10, m)) * j
+        light_angle = rng.uniform(0, 2 * np.pi, m)
         jit = {
-            "rot": np.deg2rad(rng.uniform(-10, 10, m)) * j,
+            "rot_cos": np.cos(rot),
+            "rot_sin": np.sin(rot),
             "dx": rng.uniform(-3, 3, m) * px * j,
             "dy": rng.uniform(-3, 3, m) * px * j,
             "scale": 1.0 + rng.uniform(-0.08, 0.08, m) * j,
             "yaw": rng.uniform(-0.05, 0.05, m) * j,
             "gaze": rng.uniform(-1, 1, m) * j,
-            "light_angle": rng.uniform(0, 2 * np.pi, m),
+            "light_cos": np.cos(light_angle),
+            "light_sin": np.sin(light_angle),
             "light": rng.uniform(0.0, 0.35, m) * j,
             "bright": rng.uniform(-0.08, 0.08, m) * j,
             "gain": 1.0 + rng.uniform(-0.2, 0.2, m) * j,
@@ -418,8 +430,9 @@ class SyntheticFaces:
     @staticmethod
     def _clean_jitter(m: int) -> dict:
         ones, zeros = np.ones(m), np.zeros(m)
-        return {"rot": zeros, "dx": zeros, "dy": zeros, "scale": ones, "yaw": zeros,
-                "gaze": zeros, "light_angle": zeros, "light": zeros, "bright": zeros,
+        return {"rot_cos": ones, "rot_sin": zeros, "dx": zeros, "dy": zeros, "scale": ones,
+                "yaw": zeros, "gaze": zeros, "light_cos": ones, "light_sin": zeros,
+                "light": zeros, "bright": zeros,
                 "gain": ones, "bg": ones * 0.45, "bg_grad": zeros, "blur": zeros,
                 "noise": zeros}
 
@@ -436,15 +449,20 @@ class SyntheticFaces:
 
     def _render_draws(self, draws: list, noise: bool = True) -> np.ndarray:
         """Concatenate the per-person draws and render them chunk by chunk."""
-        keys = [key for key in draws[0] if key != "_noise"] if draws else []
+        if not draws:
+            return np.empty((0, self.size, self.size), np.uint8)
+        keys = [key for key in draws[0] if key != "_noise"]
         p = {key: np.concatenate([d[key] for d in draws]) for key in keys}
-        n = len(p[keys[0]]) if keys else 0
-        nz = np.concatenate([d["_noise"] for d in draws]) if (noise and n) else None
+        n = len(p[keys[0]])
+        nz = np.concatenate([d["_noise"] for d in draws]) if noise else None
         out = np.empty((n, self.size, self.size), np.uint8)
+        # Render in order of the eyes' image row so that each chunk's feature windows are
+        # tight; the result does not depend on the order (see the rendering notes).
+        order = np.argsort(p["dy"] + p["scale"] * p["rot_cos"] * p["eye_y"], kind="stable")
         for s in range(0, n, self.chunk):
-            e = min(n, s + self.chunk)
-            chunk = {key: v[s:e, None, None] for key, v in p.items()}
-            out[s:e] = _render(chunk, self.size, None if nz is None else nz[s:e])
+            idx = order[s : s + self.chunk]
+            chunk = {key: v[idx, None, None] for key, v in p.items()}
+            out[idx] = _render(chunk, self.size, None if nz is None else nz[idx])
         return out
 
 
@@ -455,8 +473,34 @@ def default_splits(seed: int = 0, size: int = 48, **sizes) -> dict:
 
 # ---------------------------------------------------------------------- rendering
 #
-# All helpers take [n, H, W] coordinate arrays X, Y of the canonical face frame (x right,
+# All helpers take [n, h, w] coordinate arrays X, Y of the canonical face frame (x right,
 # y down, the crop spans [-1, 1]) and per-image parameters shaped [n, 1, 1].
+#
+# Exactness: every feature has compact support (anti-aliased shapes end half a pixel
+# outside their edge, soft shading uses (1 - q)^2 bumps instead of Gaussians) and is
+# evaluated on a pixel window that contains that support, and per-pixel work uses only
+# IEEE-exact operations (+ - * / sqrt, min/max, floor): no exp/cos whose SIMD and scalar
+# paths may differ in the last bit. An image's pixels are therefore bit-identical whichever
+# chunk, window or order it is rendered in, which is what makes person k reproducible
+# regardless of what else is generated.
+
+
+def _bump(q):
+    """(1 - q)^2 for q < 1, else 0: a smooth, compactly supported stand-in for exp(-q)."""
+    b = np.maximum(1.0 - q, 0.0)
+    return b * b
+
+
+def _blob(X, Y, cx, cy, rx, ry):
+    """Soft spot, 1 at (cx, cy), exactly 0 beyond the ellipse of half-axes rx, ry."""
+    dx, dy = (X - cx) / rx, (Y - cy) / ry
+    return _bump(dx * dx + dy * dy)
+
+
+def _ridges(t, width=0.2):
+    """Periodic soft lines: 1 at integer t, 0 farther than ``width`` (in periods) from one."""
+    p = (t - np.floor(t + 0.5)) / width
+    return _bump(p * p)
 
 
 def _seg(X, Y, ax, ay, bx, by):
@@ -464,20 +508,26 @@ def _seg(X, Y, ax, ay, bx, by):
     bax, bay = bx - ax, by - ay
     pax, pay = X - ax, Y - ay
     h = np.clip((pax * bax + pay * bay) / (bax * bax + bay * bay + 1e-12), 0.0, 1.0)
-    return np.hypot(pax - bax * h, pay - bay * h), h
+    ex, ey = pax - bax * h, pay - bay * h
+    return np.sqrt(ex * ex + ey * ey), h
 
 
 def _ellipse(X, Y, a, b):
     """Approximate signed distance to an axis-aligned ellipse with half-axes a, b."""
     xa, yb = X / a, Y / b
     k0 = np.sqrt(xa * xa + yb * yb)
-    k1 = np.sqrt((xa / a) ** 2 + (yb / b) ** 2)
+    xa /= a
+    yb /= b
+    k1 = np.sqrt(xa * xa + yb * yb)
     return k0 * (k0 - 1.0) / np.maximum(k1, 1e-6)
 
 
-def _blob(X, Y, cx, cy, rx, ry):
-    """Soft Gaussian blob, 1 at (cx, cy)."""
-    return np.exp(-(((X - cx) / rx) ** 2 + ((Y - cy) / ry) ** 2))
+def _oval2(X, Y, a, b):
+    """(Squared normalised radius q, signed distance ~ (q - 1) / 2 * min(a, b)) of a wide
+    ellipse. Accurate to a few % within the anti-aliasing band; no square root."""
+    xa, yb = X / a, Y / b
+    q = xa * xa + yb * yb
+    return q, (q - 1.0) * (0.5 * np.minimum(a, b))
 
 
 class _Canvas:
@@ -494,7 +544,7 @@ class _Canvas:
         t = (np.arange(size, dtype=f32) + f32(0.5)) * f32(2.0 / size) - f32(1.0)
         self.IX, self.IY = t[None, None, :], t[None, :, None]
         self.size = size
-        self.cs, self.sn, self.sc = np.cos(p["rot"]), np.sin(p["rot"]), p["scale"]
+        self.cs, self.sn, self.sc = p["rot_cos"], p["rot_sin"], p["scale"]
         self.dx, self.dy = p["dx"], p["dy"]
         # Image -> face frame: undo the shift, then the rotation and scale.
         U, V = self.IX - self.dx, self.IY - self.dy
@@ -502,30 +552,31 @@ class _Canvas:
         self.Y = (self.cs * V - self.sn * U) / self.sc
         self.inv_px = self.sc * f32(size / 2.0)  # face units -> pixels, [n, 1, 1]
         self.img = None
+        self.last = (slice(None),) * 3
 
-    def cov(self, d, inv_px=None):
+    def cov(self, d):
         """Anti-aliased coverage of the region d < 0 (d in face units)."""
         return np.clip(np.float32(0.5) - d * self.inv_px, 0.0, 1.0)
 
     def window(self, x0, x1, y0, y1):
-        """(X, Y, img) views over the pixels the face-frame box [x0, x1] x [y0, y1] covers."""
-        xs, ys = [], []
+        """(X, Y, img) views over the pixels the face-frame box [x0, x1] x [y0, y1] reaches
+        in any image of the chunk (plus a pixel of margin); bounds may be [n, 1, 1]."""
+        us, vs = [], []
         for bx in (x0, x1):
             for by in (y0, y1):
-                # Face frame -> image: rotate and scale, then shift; then to pixel index.
-                u = self.sc * (self.cs * bx - self.sn * by) + self.dx
-                v = self.sc * (self.sn * bx + self.cs * by) + self.dy
-                xs.append(np.asarray(u))
-                ys.append(np.asarray(v))
+                # Face frame -> image: rotate and scale, then shift.
+                us.append(self.sc * (self.cs * bx - self.sn * by) + self.dx)
+                vs.append(self.sc * (self.sn * bx + self.cs * by) + self.dy)
         half = self.size / 2.0
 
-        def rng(vals):
+        def pixels(vals):
             lo = min(float(np.min(a)) for a in vals) * half + half - 0.5
             hi = max(float(np.max(a)) for a in vals) * half + half - 0.5
-            return slice(max(0, int(np.floor(lo)) - 1), min(self.size, int(np.ceil(hi)) + 2))
+            start = max(0, int(np.floor(lo)) - 1)
+            return slice(start, max(start, min(self.size, int(np.ceil(hi)) + 2)))
 
-        r, c = rng(ys), rng(xs)
-        return self.X[:, r, c], self.Y[:, r, c], self.img[:, r, c]
+        self.last = (slice(None), pixels(vs), pixels(us))
+        return self.X[self.last], self.Y[self.last], self.img[self.last]
 
 
 def _paint(img, tone, alpha):
@@ -542,11 +593,12 @@ def _render(p: dict, size: int, noise) -> np.ndarray:
     skin, ct, yaw, hair = g["skin"], g["contrast"], g["yaw"], g["hair_tone"]
 
     # --- background, hair behind the head, neck, ears (whole image) -----------------------
-    cv.img = img = np.broadcast_to(g["bg"] + g["bg_grad"] * (cv.IX + 0.5 * cv.IY), X.shape).astype(f32)
+    bg = g["bg"] + g["bg_grad"] * (cv.IX + 0.5 * cv.IY)
+    cv.img = img = np.broadcast_to(bg, X.shape).astype(f32)
     fcy = g["face_cy"] + 0.03 * g["jaw_drop"]
     fh = g["face_h"] + 0.06 * g["jaw_drop"]
     fw = g["face_w"]
-    d_head = _ellipse(X, Y - (fcy - 0.08), fw + 0.10, fh + 0.06)
+    _, d_head = _oval2(X, Y - (fcy - 0.08), fw + 0.10, fh + 0.06)
     hair_bottom = g["eye_y"] + 0.05 + 0.95 * g["hair_len"]
     _paint(img, hair, cov(np.maximum(d_head, Y - hair_bottom)))
     _paint(img, skin * 0.72, cov(np.maximum(np.abs(X) - 0.42 * fw, fcy - Y)))
@@ -559,9 +611,9 @@ def _render(p: dict, size: int, noise) -> np.ndarray:
     # --- face oval with a narrowing jaw, darker towards its rim ---------------------------
     yy = np.clip((Y - fcy) / fh, 0.0, 1.0)
     Xw = X / (1.0 - g["jaw"] * yy * yy)
-    Yc = Y - fcy
-    c_face = cov(_ellipse(Xw, Yc, fw, fh))
-    kf2 = np.minimum((Xw / fw) ** 2 + (Yc / fh) ** 2, 1.0)
+    kf2, d_face = _oval2(Xw, Y - fcy, fw, fh)
+    c_face = cov(d_face)
+    np.minimum(kf2, 1.0, out=kf2)
     _paint(img, skin * (1.0 - 0.28 * kf2 * kf2), c_face)
 
     # Feature anchors (yaw moves the nose most, the face rim least).
@@ -578,15 +630,15 @@ def _render(p: dict, size: int, noise) -> np.ndarray:
     y0 = by - 0.10
     band = np.clip((Yl - (by - 0.30)) * 12.0, 0.0, 1.0) * np.clip((y0 + 0.03 - Yl) * 12.0, 0, 1)
     band *= np.clip((half - np.abs(Xl - 0.3 * yaw)) * 10.0, 0.0, 1.0)
-    wave = np.maximum(np.cos((Yl - y0 - 0.12 * Xl * Xl) * f32(2 * np.pi / 0.075)), 0.0)
-    wave *= wave
-    im *= 1.0 - 0.30 * ct * raise_amt * band * wave * wave
+    wave = _ridges((Yl - y0 - 0.12 * Xl * Xl) * f32(1 / 0.075))
+    im *= 1.0 - 0.30 * ct * raise_amt * band * wave
 
     # --- eye sockets, brows, frown lines --------------------------------------------------
+    socket = ct * (0.08 + 0.10 * np.clip(lower, 0, 1.5))
     for sx in (-1.0, 1.0):
         ex = sx * g["eye_dx"] + 0.35 * yaw
-        Xl, Yl, im = cv.window(ex - 4 * ew, ex + 4 * ew, ey - 0.28, ey + 0.22)
-        im *= 1.0 - ct * (0.08 + 0.10 * np.clip(lower, 0, 1.5)) * _blob(Xl, Yl, ex, ey - 0.03, 1.6 * ew, 0.10)
+        Xl, Yl, im = cv.window(ex - 3.2 * ew, ex + 3.2 * ew, ey - 0.23, ey + 0.17)
+        im *= 1.0 - socket * _blob(Xl, Yl, ex, ey - 0.03, 3.2 * ew, 0.20)
 
     bl, bt = g["brow_len"] * ew, g["brow_thick"]
     brow_tone = skin * g["brow_tone"]
@@ -598,7 +650,8 @@ def _render(p: dict, size: int, noise) -> np.ndarray:
         y_in = by + 0.01 - 0.12 * inner - 0.02 * outer + 0.075 * lower + 0.02 * knit
         y_mid = by - g["brow_arch"] - 0.035 * inner - 0.075 * outer + 0.05 * lower
         y_out = by + 0.025 - 0.01 * inner - 0.09 * outer + 0.03 * lower
-        xa, xb = np.minimum(x_in, x_out), np.maximum(x_in, x_out)
+        xa = np.minimum(np.minimum(x_in, x_out), x_mid)
+        xb = np.maximum(np.maximum(x_in, x_out), x_mid)
         ya = np.minimum(np.minimum(y_in, y_mid), y_out)
         yb = np.maximum(np.maximum(y_in, y_mid), y_out)
         Xl, Yl, im = cv.window(xa - bt, xb + bt, ya - bt, yb + bt)
@@ -607,11 +660,12 @@ def _render(p: dict, size: int, noise) -> np.ndarray:
         d = np.minimum(d1 - bt * (1.0 - 0.15 * h1), d2 - bt * (0.85 - 0.35 * h2))
         _paint(im, brow_tone, 0.9 * cov(d))
 
+    # Vertical frown lines between the brows (AU4).
     Xl, Yl, im = cv.window(-0.1 + 0.3 * yaw, 0.1 + 0.3 * yaw, by - 0.05, by + 0.1)
     frown = np.clip(0.5 * lower + 0.6 * knit, 0.0, 1.5)
-    lines_x = np.abs(np.abs(Xl - 0.3 * yaw) - 0.04)
+    lines_x = (np.abs(np.abs(Xl - 0.3 * yaw) - 0.04)) * f32(1 / 0.032)
     lines_y = np.clip((Yl - (by - 0.02)) * 15.0, 0, 1) * np.clip((by + 0.09 - Yl) * 15.0, 0, 1)
-    im *= 1.0 - 0.35 * ct * frown * lines_y * np.exp(-((lines_x / 0.016) ** 2))
+    im *= 1.0 - 0.35 * ct * frown * lines_y * _bump(lines_x * lines_x)
 
     # --- eyes ---------------------------------------------------------------------------
     ulr, tight, cheek = g["upper_lid_raise"], g["lid_tighten"], g["cheek_raise"]
@@ -619,9 +673,11 @@ def _render(p: dict, size: int, noise) -> np.ndarray:
     hu = np.maximum(eo * (1.0 + 0.9 * ulr - 0.45 * tight - 0.3 * cheek), 0.006)
     hl = np.maximum(0.65 * eo * (1.0 - 0.6 * tight - 0.75 * cheek + 0.2 * ulr), 0.004)
     sclera = np.minimum(0.45 + 0.6 * skin, 0.95)
+    tilt = np.abs(g["eye_tilt"]) * 1.1
     for sx in (-1.0, 1.0):
         ex = sx * g["eye_dx"] + 0.35 * yaw
-        Xl, Yl, im = cv.window(ex - 1.2 * ew, ex + 1.2 * ew, ey - 0.16, ey + 0.12)
+        Xl, Yl, im = cv.window(ex - 1.15 * ew, ex + 1.15 * ew,
+                               ey - tilt - hu - 0.03, ey + tilt + hl + 0.02)
         u = (Xl - ex) / ew
         f = np.clip(1.0 - u * u, 0.0, 1.0)
         yc = ey - sx * g["eye_tilt"] * u
@@ -630,8 +686,8 @@ def _render(p: dict, size: int, noise) -> np.ndarray:
         au = np.abs(u)
         c_open = cov(np.maximum(np.maximum(top - Yl, Yl - bot), (au - 1.0) * ew))
         _paint(im, sclera, c_open)
-        ix = ex + 0.25 * ew * g["gaze"]
-        d_iris = np.hypot(Xl - ix, Yl - ey) - g["iris_r"]
+        ix, iy = Xl - (ex + 0.25 * ew * g["gaze"]), Yl - ey
+        d_iris = np.sqrt(ix * ix + iy * iy) - g["iris_r"]
         _paint(im, g["iris_tone"], cov(d_iris) * c_open)
         # Upper lid margin and lashes: the darkest, most visible line of the eye.
         d_lid = np.maximum(np.abs(Yl - (top - 0.006)) - 0.017, (au - 1.1) * ew)
@@ -640,27 +696,29 @@ def _render(p: dict, size: int, noise) -> np.ndarray:
         _paint(im, skin * 0.55, 0.4 * cov(d_low))
         # Raised cheeks bunch up under the eyes (AU6).
         cx = ex + sx * 0.03
-        Xl, Yl, im = cv.window(cx - 0.33, cx + 0.33, ey + 0.05, ey + 0.29)
-        im *= 1.0 + 0.10 * cheek * _blob(Xl, Yl, cx, ey + 0.17, 0.13, 0.06)
+        Xl, Yl, im = cv.window(cx - 0.26, cx + 0.26, ey + 0.05, ey + 0.29)
+        im *= 1.0 + 0.10 * cheek * _blob(Xl, Yl, cx, ey + 0.17, 0.26, 0.12)
 
     # --- nose ---------------------------------------------------------------------------
     wrinkle, ulip = g["nose_wrinkle"], g["upper_lip_raise"]
     nw = g["nose_w"] * (1.0 + 0.15 * np.clip(wrinkle, 0, 1.5) + 0.1 * ulip)
     nyy = ny - 0.03 * wrinkle - 0.02 * ulip
-    Xl, Yl, im = cv.window(nx - 0.3, nx + 0.3, ey - 0.02, nyy + 0.12)
-    side = np.where(np.cos(g["light_angle"]) * g["light"] >= 0, -1.0, 1.0).astype(f32)
+    nxw = np.maximum(1.8 * nw, 0.2)
+    Xl, Yl, im = cv.window(nx - nxw, nx + nxw, ey - 0.02, nyy + 0.09)
+    side = np.where(g["light_cos"] * g["light"] >= 0, -1.0, 1.0).astype(f32)
     d_side, _ = _seg(Xl, Yl, nx + side * 0.07, ey + 0.12, nx + side * nw * 0.8, nyy - 0.05)
-    im *= 1.0 - 0.09 * ct * np.exp(-((d_side / 0.045) ** 2))
-    im *= 1.0 - 0.22 * ct * _blob(Xl, Yl, nx, nyy + 0.03, 0.9 * nw, 0.028)
-    im *= 1.0 + 0.07 * _blob(Xl, Yl, nx, nyy - 0.05, 0.6 * nw, 0.035)
+    d_side *= f32(1 / 0.09)
+    im *= 1.0 - 0.09 * ct * _bump(d_side * d_side)
+    im *= 1.0 - 0.22 * ct * _blob(Xl, Yl, nx, nyy + 0.03, 1.8 * nw, 0.056)
+    im *= 1.0 + 0.07 * _blob(Xl, Yl, nx, nyy - 0.05, 1.2 * nw, 0.07)
     for sx in (-1.0, 1.0):
-        _paint(im, skin * 0.3, 0.85 * cov(_ellipse(Xl - (nx + sx * 0.55 * nw), Yl - nyy, 0.038, 0.021)))
+        d_nostril = _ellipse(Xl - (nx + sx * 0.55 * nw), Yl - nyy, 0.038, 0.021)
+        _paint(im, skin * 0.3, 0.85 * cov(d_nostril))
     # AU9: horizontal creases across the bridge of the nose.
     bridge = np.clip((0.10 - np.abs(Xl - nx)) * 20.0, 0, 1)
     bridge *= np.clip((Yl - ey) * 20, 0, 1) * np.clip((ey + 0.16 - Yl) * 20, 0, 1)
-    creases = np.maximum(np.cos((Yl - ey) * f32(2 * np.pi / 0.05)), 0.0)
-    creases *= creases
-    im *= 1.0 - 0.30 * ct * np.clip(wrinkle, 0, 1.5) * bridge * creases * creases
+    creases = _ridges((Yl - ey) * f32(1 / 0.05))
+    im *= 1.0 - 0.30 * ct * np.clip(wrinkle, 0, 1.5) * bridge * creases
 
     # --- mouth ---------------------------------------------------------------------------
     pull, dep = g["lip_corner_pull"], g["lip_corner_depress"]
@@ -670,30 +728,9 @@ def _render(p: dict, size: int, noise) -> np.ndarray:
     mw = g["mouth_w"] * (1.0 + 0.2 * pull + 0.3 * stretch - 0.15 * press - 0.15 * jaw)
     corners = {}
     for sx, smirk in ((-1.0, g["smirk_left"]), (1.0, g["smirk_right"])):
-        w = mw * (1.0 + 0.15 * smirk)
-        up = 0.09 * pull + 0.085 * smirk - 0.075 * dep - 0.015 * stretch - 0.015 * chin
+        w = mw * (1.0 + 0.2 * smirk)
+        up = 0.09 * pull + 0.10 * smirk - 0.075 * dep - 0.015 * stretch - 0.015 * chin
         corners[sx] = (w, up, smirk)
-    wmax = np.maximum(corners[-1.0][0], corners[1.0][0])
-    Xl, Yl, im = cv.window(mx - wmax - 0.12, mx + wmax + 0.12, nyy - 0.06, my + 0.24)
-
-    # Nasolabial folds deepen with smiling, smirking, sneering and stretching.
-    for sx in (-1.0, 1.0):
-        w, up, smirk = corners[sx]
-        depth = np.clip(0.06 + 0.3 * pull + 0.25 * smirk + 0.3 * wrinkle + 0.25 * ulip + 0.1 * stretch,
-                        0.0, 0.9)
-        d_fold, _ = _seg(Xl, Yl, nx + sx * (0.8 * nw + 0.04), nyy - 0.03,
-                         mx + sx * (w + 0.07), my - 0.6 * up + 0.07)
-        im *= 1.0 - 0.4 * ct * depth * np.exp(-((d_fold / 0.022) ** 2))
-        im *= 1.0 - 0.45 * smirk * _blob(Xl, Yl, mx + sx * (w + 0.025), my - up, 0.022, 0.03)
-
-    left = Xl < mx
-    mw_s = np.where(left, corners[-1.0][0], corners[1.0][0])
-    up_s = np.where(left, corners[-1.0][1], corners[1.0][1])
-    u = (Xl - mx) / mw_s
-    u2 = np.minimum(u * u, 1.0)
-    f = 1.0 - u2
-    sq = np.sqrt(f)
-    yc = my - up_s * u2
     opening = 0.07 * np.maximum(part, 0) + 0.14 * np.maximum(jaw, 0) + 0.02 * np.maximum(stretch, 0)
     ou = 0.3 * opening + 0.045 * np.maximum(ulip, 0)
     ol = 0.7 * opening
@@ -702,6 +739,36 @@ def _render(p: dict, size: int, noise) -> np.ndarray:
     tu = g["lip_up"] * thin
     tl = g["lip_lo"] * thin * (1.0 + 0.2 * np.clip(chin, 0, 1.5))
     half_px = 0.3 / cv.inv_px  # closed lips still show a dark line about a pixel wide
+
+    # The window holds the folds (from the nose wings), both lips, the under-lip shadow and
+    # the chin dimple, whatever the actions.
+    wl, wr = corners[-1.0][0], corners[1.0][0]
+    up_hi = np.maximum(np.maximum(corners[-1.0][1], corners[1.0][1]), 0.0)
+    up_lo = np.minimum(np.minimum(corners[-1.0][1], corners[1.0][1]), 0.0)
+    wmax = np.maximum(wl, wr)
+    x_half = np.maximum(np.maximum(wmax * 1.25 + 0.02, wmax + 0.12), 0.8 * nw + 0.09)
+    y_top = np.minimum(nyy - 0.08, my - up_hi - ou - tu - half_px - 0.01)
+    y_bot = np.maximum(my - up_lo + ol + tl + half_px + 0.09, my + 0.26)
+    Xl, Yl, im = cv.window(mx - x_half - 0.02, mx + x_half + 0.02, y_top, y_bot)
+
+    # Nasolabial folds deepen with smiling, smirking, sneering and stretching.
+    for sx in (-1.0, 1.0):
+        w, up, smirk = corners[sx]
+        depth = 0.06 + 0.3 * pull + 0.25 * smirk + 0.3 * wrinkle + 0.25 * ulip + 0.1 * stretch
+        depth = np.clip(depth, 0.0, 0.9)
+        d_fold, _ = _seg(Xl, Yl, nx + sx * (0.8 * nw + 0.04), nyy - 0.03,
+                         mx + sx * (w + 0.07), my - 0.6 * up + 0.07)
+        d_fold *= f32(1 / 0.044)
+        im *= 1.0 - 0.4 * ct * depth * _bump(d_fold * d_fold)
+        im *= 1.0 - 0.45 * smirk * _blob(Xl, Yl, mx + sx * (w + 0.025), my - up, 0.044, 0.06)
+
+    left = Xl < mx
+    mw_s = np.where(left, wl, wr)
+    up_s = np.where(left, corners[-1.0][1], corners[1.0][1])
+    u = (Xl - mx) / mw_s
+    u2 = np.minimum(u * u, 1.0)
+    sq = np.sqrt(1.0 - u2)
+    yc = my - up_s * u2
     open_top = yc - ou * sq - half_px
     open_bot = yc + ol * sq + half_px
     lip_top = open_top - tu * (0.3 + 0.7 * sq)
@@ -709,43 +776,44 @@ def _render(p: dict, size: int, noise) -> np.ndarray:
     d_h = (np.abs(u) - 1.0) * mw_s
 
     # Shadow under the lower lip, chin dimple from AU17.
-    im *= 1.0 - 0.15 * ct * np.exp(-(((Yl - lip_bot - 0.035) / 0.025) ** 2) - (u * 0.9) ** 4)
-    im *= 1.0 - 0.18 * ct * np.clip(chin, 0, 1.5) * _blob(Xl, Yl, mx, my + 0.17, 0.09, 0.04)
+    sy = (Yl - lip_bot - 0.035) * f32(1 / 0.05)
+    im *= 1.0 - 0.15 * ct * _bump(sy * sy) * _bump(0.64 * u * u)
+    im *= 1.0 - 0.18 * ct * np.clip(chin, 0, 1.5) * _blob(Xl, Yl, mx, my + 0.17, 0.18, 0.08)
 
     _paint(im, skin * g["lip_tone"], cov(np.maximum(np.maximum(lip_top - Yl, Yl - lip_bot), d_h)))
     c_open = cov(np.maximum(np.maximum(open_top - Yl, Yl - open_bot), d_h))
     _paint(im, skin * 0.15, c_open)
     teeth_frac = np.clip(0.25 + 0.5 * pull + 0.45 * stretch + 0.5 * ulip - 0.25 * jaw, 0.1, 0.85)
     teeth_bot = open_top + teeth_frac * (open_bot - open_top)
-    c_teeth = cov(np.maximum(np.maximum(open_top + 0.3 * half_px - Yl, Yl - teeth_bot), d_h + 0.015))
+    d_teeth = np.maximum(np.maximum(open_top + 0.3 * half_px - Yl, Yl - teeth_bot), d_h + 0.015)
+    c_teeth = cov(d_teeth)
     _paint(im, np.minimum(0.5 + 0.5 * skin, 0.92), c_teeth * c_open)
 
     # --- hair over the forehead (drawn last: it covers wrinkles) ---------------------------
     # 2 x coverage: where the fringe meets the face rim there is hair on both sides, and a
     # plain product of two half-coverages would leave a skin-coloured seam.
-    Xl, Yl, im = cv.window(-1.0, 1.0, -1.2, g["hairline"] + g["hair_curve"])
+    Xl, Yl, im = cv.window(-1.0, 1.0, -1.2, g["hairline"] + g["hair_curve"] + 0.02)
     hair_y = g["hairline"] + g["hair_curve"] * Xl * Xl
-    r, c = slice(0, im.shape[1]), slice(0, im.shape[2])
-    _paint(im, hair, cov(Yl - hair_y) * np.minimum(2.0 * c_face[:, r, c], 1.0))
+    _paint(im, hair, cov(Yl - hair_y) * np.minimum(2.0 * c_face[cv.last], 1.0))
 
-    # --- photometric nuisance -----------------------------------------------------------
-    la = g["light_angle"]
-    img *= 1.0 + g["light"] * (np.cos(la) * cv.IX + np.sin(la) * cv.IY)
-    img -= 0.5
-    img *= g["gain"]
-    img += 0.5 + g["bright"]
+    # --- photometric nuisance: lighting gradient, gain, brightness, blur, noise ------------
+    shade = g["light"] * (g["light_cos"] * cv.IX + g["light_sin"] * cv.IY)
+    shade += 1.0
+    shade *= g["gain"]
+    img *= shade
+    img += 0.5 * (1.0 - g["gain"]) + g["bright"]
     # Slight blur: a per-image 3-tap [w, 1-2w, w] kernel along x then y (edges replicated).
     w = g["blur"]
     out = img * (1.0 - 2.0 * w)
     out[:, :, 1:] += w * img[:, :, :-1]
     out[:, :, :-1] += w * img[:, :, 1:]
-    out[:, :, 0] += w[:, :, 0] * img[:, :, 0]
-    out[:, :, -1] += w[:, :, 0] * img[:, :, -1]
+    out[:, :, :1] += w * img[:, :, :1]
+    out[:, :, -1:] += w * img[:, :, -1:]
     img = out * (1.0 - 2.0 * w)
     img[:, 1:, :] += w * out[:, :-1, :]
     img[:, :-1, :] += w * out[:, 1:, :]
-    img[:, 0, :] += w[:, 0] * out[:, 0, :]
-    img[:, -1, :] += w[:, 0] * out[:, -1, :]
+    img[:, :1, :] += w * out[:, :1, :]
+    img[:, -1:, :] += w * out[:, -1:, :]
     if noise is not None:
         img += g["noise"] * noise
     img *= 255.0

@@ -14,8 +14,9 @@ class Linear(Function):
     @staticmethod
     def backward(ctx, dy):
         x, w = ctx.saved
-        dx, dw, db = backend.current().linear_backward(dy, x, w)
-        return dx if ctx.needs_input_grad[0] else None, dw, db if ctx.has_bias else None
+        dx, dw, db = backend.current().linear_backward(dy, x, w,
+                                                       compute_dx=ctx.needs_input_grad[0])
+        return dx, dw, db if ctx.has_bias else None
 
 
 def linear(x, w, b=None):

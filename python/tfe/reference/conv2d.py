@@ -73,8 +73,9 @@ def conv2d_forward(x, w, b, stride, pad):
     return y.reshape(N, K, Ho, Wo)
 
 
-def conv2d_backward(dy, x, w, stride, pad):
-    """Gradients of conv2d_forward.  dy [N, K, Ho, Wo] -> (dx [N,C,H,W], dw [K,C,k,k], db [K]).
+def conv2d_backward(dy, x, w, stride, pad, compute_dx=True):
+    """Gradients of conv2d_forward.  dy [N, K, Ho, Wo] -> (dx [N,C,H,W], dw [K,C,k,k], db [K]);
+    dx is None when not ``compute_dx`` (a first layer needs no input gradient).
 
         db[o]          = sum_{n,i,j} dy[n, o, i, j]
         dw[o, c, p, q] = sum_{n,i,j} dy[n, o, i, j] * xpad[n, c, i*stride + p, j*stride + q]
@@ -94,13 +95,15 @@ def conv2d_backward(dy, x, w, stride, pad):
     dy3 = dy.reshape(N, K, Ho * Wo)
     db = dy.sum(axis=(0, 2, 3))
     dw2 = xp.zeros((K, C * k * k), dtype=x.dtype)
-    dx = xp.empty_like(x)
+    dx = xp.empty_like(x) if compute_dx else None
     step = _chunk(C, k, Ho * Wo)
     for n0 in range(0, N, step):
         xc, dyc = x[n0:n0 + step], dy3[n0:n0 + step]
         n = xc.shape[0]
         cols = _im2col(xp, _pad(xp, xc, pad), k, stride, Ho, Wo)
         dw2 += xp.tensordot(dyc, cols, axes=([0, 2], [0, 2]))     # [K, C*k*k]
+        if not compute_dx:
+            continue
         dcols = (w2.T @ dyc).reshape(n, C, k, k, Ho, Wo)
         dxpad = xp.zeros((n, C, H + 2 * pad, W + 2 * pad), dtype=x.dtype)
         for p in range(k):

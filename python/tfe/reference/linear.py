@@ -11,6 +11,7 @@ def linear_forward(x, w, b):
     return y
 
 
-def linear_backward(dy, x, w):
-    """dy [N, O] -> (dx = dy w [N, I], dw = dy^T x [O, I], db = sum_n dy [O])."""
-    return dy @ w, dy.T @ x, dy.sum(axis=0)
+def linear_backward(dy, x, w, compute_dx=True):
+    """dy [N, O] -> (dx = dy w [N, I], dw = dy^T x [O, I], db = sum_n dy [O]);
+    dx is None when not ``compute_dx``."""
+    return (dy @ w) if compute_dx else None, dy.T @ x, dy.sum(axis=0)
