@@ -153,3 +153,12 @@ def test_mixed_devices_are_rejected_before_any_kernel_runs():
     b = a.to("cuda")
     with pytest.raises(ValueError, match=r"^\[add_forward\] b is on cuda:0 but a is on cpu"):
         _native.add_forward(a, b)
+
+
+def test_huge_shapes_are_refused_not_wrapped():
+    with pytest.raises(ValueError, match=r"^\[zeros\] shape .* too large"):
+        tfe.zeros([2**31, 2**31])
+    with pytest.raises(ValueError, match=r"^\[empty\] shape .* too large"):
+        tfe.empty([2**32, 2**32, 2])
+    with pytest.raises(ValueError, match=r"^\[empty\] shape .* negative"):
+        tfe.empty([-1, 3])

@@ -14,6 +14,10 @@
 namespace tfe::binding {
 namespace py = pybind11;
 
+// Ops take tensors of fewer than 2^31 elements (kernels index with int).
+constexpr int64_t kMaxOpElements = (int64_t(1) << 31) - 1;
+int64_t bounded_numel(const Shape& shape, int64_t limit);
+
 // Raises ValueError("[op] message").
 [[noreturn]] void fail(const char* op, const std::string& message);
 

@@ -248,7 +248,8 @@ void bind_pooling(py::module_& m) {
           int stride = stride_.is_none() ? k : stride_.cast<int>();
           a.require(k >= 1, "k must be >= 1, got " + std::to_string(k));
           a.require(stride >= 1, "stride must be >= 1, got " + std::to_string(stride));
-          a.require(pad >= 0 && 2 * pad <= k, "pad must be in [0, k/2], got " + std::to_string(pad));
+          a.require(pad >= 0 && 2 * int64_t(pad) <= k,
+                    "pad must be in [0, k/2], got " + std::to_string(pad));
           int64_t H = X.size(2), W = X.size(3);
           a.require(H + 2 * pad >= k && W + 2 * pad >= k,
                     "window " + dims(k, k) + " is larger than the padded input " +

@@ -223,6 +223,10 @@ DType parse_dtype(const std::string& s, const char* op) {
 
 // ---- Args ------------------------------------------------------------------------------------
 void Args::admit(const Tensor& t, const char* name, int rank, DType dtype) {
+  // Kernels index planes and sizes with int: larger tensors would be silently truncated.
+  if (bounded_numel(t.shape(), kMaxOpElements) < 0)
+    fail(op_, std::string(name) + ": shape " + shape_str(t.shape()) +
+                  " is too large (ops take fewer than 2^31 elements per tensor)");
   if (t.dtype() != dtype)
     fail(op_, std::string(name) + ": expected " + dtype_name(dtype) + ", got " +
                   dtype_name(t.dtype()));
@@ -258,14 +262,21 @@ Tensor Args::inout(py::handle obj, const char* name, int rank) {
   return tensor(obj, name, rank);
 }
 
-void Args::check_size(const Shape& shape) const {
-  constexpr int64_t kMaxElements = int64_t(1) << 40;  // 4 TiB of float32: no machine has it
+// Element count of `shape`, or -1 when it exceeds `limit` (or a dimension is negative);
+// computed without overflow.
+int64_t bounded_numel(const Shape& shape, int64_t limit) {
   int64_t n = 1;
   for (int64_t d : shape) {
-    if (d < 0 || d > std::numeric_limits<int32_t>::max() || (d > 0 && n > kMaxElements / d))
-      fail(op_, "output of shape " + shape_str(shape) + " is too large");
+    if (d < 0 || (d > 0 && n > limit / d)) return -1;
     n *= d;
   }
+  return n;
+}
+
+void Args::check_size(const Shape& shape) const {
+  if (bounded_numel(shape, kMaxOpElements) < 0)
+    fail(op_, "output of shape " + shape_str(shape) + " is too large (ops take fewer than 2^31 "
+              "elements per tensor)");
 }
 
 void Args::expect_shape(const Tensor& t, const char* name, const Shape& shape) const {
@@ -370,8 +381,8 @@ cupy.from_dlpack (any device). Create with tfe.as_tensor, tfe.from_dlpack, tfe.z
         py::arg("obj"), "Import any DLPack producer (or capsule) without copying.");
   m.def("empty",
         [](std::vector<int64_t> shape, const std::string& dtype, const std::string& device) {
-          for (int64_t d : shape)
-            if (d < 0) fail("empty", "negative dimension in shape");
+          if (bounded_numel(shape, int64_t(1) << 40) < 0)
+            fail("empty", "shape " + shape_str(shape) + " is negative or too large");
           Device dev = parse_device(device, "empty");
           if (dev.is_cuda()) cuda::require_device(dev.index, "empty");
           return Tensor::empty(shape, parse_dtype(dtype, "empty"), dev);
@@ -379,8 +390,8 @@ cupy.from_dlpack (any device). Create with tfe.as_tensor, tfe.from_dlpack, tfe.z
         py::arg("shape"), py::arg("dtype") = "float32", py::arg("device") = "cpu");
   m.def("zeros",
         [](std::vector<int64_t> shape, const std::string& dtype, const std::string& device) {
-          for (int64_t d : shape)
-            if (d < 0) fail("zeros", "negative dimension in shape");
+          if (bounded_numel(shape, int64_t(1) << 40) < 0)
+            fail("zeros", "shape " + shape_str(shape) + " is negative or too large");
           Device dev = parse_device(device, "zeros");
           if (dev.is_cuda()) cuda::require_device(dev.index, "zeros");
           return Tensor::zeros(shape, parse_dtype(dtype, "zeros"), dev);

@@ -14,7 +14,8 @@
 //   * forward: Yext[K, Ho*Wq] = Wpacked[K, CKK] * B with B row t = X_flat + off[t]: the
 //     micro-kernel (ukr_off, MR x NR register tile) loads its B rows straight from the image
 //     (L1/L2 resident) via the offset table; Yext is then compacted into y (+ bias). The
-//     discarded columns cost (Wq-Wo)/Wq: 4 % at 48x48 pad 1, 8 % at 24x24, 14 % at 12x12.
+//     discarded columns cost (Wq-Wo)/Wq: 2 % at 48x48 pad 1, 4 % at 24x24, 8 % at 12x12
+//     (stride 1 rows share their padding, see make_implicit).
 //   * weight gradient: dw[o, t] += sum_l dYext[o, l] * X_flat[off[t] + l], with dYext = dy
 //     scattered into the extended layout with zeros in the discarded columns: a dot-product
 //     tile kernel (DR x DC accumulators, both operands contiguous in l), no transposition.
@@ -74,8 +75,13 @@ Implicit make_implicit(int Cin, int Hin, int Win, int k, int s, int p, int G, in
   const int Hp = Hin + 2 * p, Wp = Win + 2 * p;
   g.Ho = (Hp - k) / s + 1;
   g.Wo = (Wp - k) / s + 1;
-  g.Hq = ceil_div(Hp, s);
-  g.Wq = ceil_div(Wp, s);
+  // Stride 1: neighbouring rows (and images) share their zero padding: the right pad of a
+  // row is read from the next row's left pad, the bottom pad of an image from the next
+  // image's top pad (or the zeroed slack), so a row needs only Win + p slots. This cuts the
+  // discarded extended columns, e.g. 12x12 maps: 13/12 x 13/12 instead of 14/12 x 14/12.
+  const bool share = s == 1 && p <= k - 1;
+  g.Hq = share ? Hin + p : ceil_div(Hp, s);
+  g.Wq = share ? Win + p : ceil_div(Wp, s);
   g.plane = g.Hq * g.Wq;
   g.U = std::min(k, s);  // phases (kh % s) that some tap uses; the others are never stored
   g.T = Cin * k * k;
@@ -96,7 +102,9 @@ Implicit make_implicit(int Cin, int Hin, int Win, int k, int s, int p, int G, in
 // Images per group: enough columns (~1024+) to amortise tile edges and horizontal sums,
 // a phase buffer that stays L2-sized, and at least one group per thread.
 int choose_group(int N, int nt, int Cin, int Hin, int Win, int k, int s, int p) {
-  const int Hq = ceil_div(Hin + 2 * p, s), Wq = ceil_div(Win + 2 * p, s);
+  const bool share = s == 1 && p <= k - 1;  // as in make_implicit
+  const int Hq = share ? Hin + p : ceil_div(Hin + 2 * p, s);
+  const int Wq = share ? Win + p : ceil_div(Win + 2 * p, s);
   const long per_image = (long)Cin * std::min(k, s) * std::min(k, s) * Hq * Wq;
   int G = ceil_div(1024, Hq * Wq);
   G = std::min<long>(G, std::max<long>(1, 262144 / per_image));
@@ -133,6 +141,8 @@ void fill_phase(const Implicit& g, const float* src, int gact, float* dst) {
             for (int j = 0; j < jlo; ++j) d[j] = 0.0f;
             if (s == 1) {
               std::memcpy(d + jlo, row, sizeof(float) * (jhi - jlo));
+            } else if (s == 2) {  // constant stride: vectorisable
+              for (int j = 0; j < jhi - jlo; ++j) d[jlo + j] = row[2 * j];
             } else {
               for (int j = 0; j < jhi - jlo; ++j) d[jlo + j] = row[j * s];
             }
@@ -226,12 +236,16 @@ void extend_dy(const Implicit& g, const float* dy, int K, int gact, float* dyext
   }
 }
 
+// Dot length per pass: long enough to amortise the DR*DC horizontal sums (measured: 512 is
+// ~15 % slower, 1536-2560 equal), short enough to keep the DR dYext rows near L1.
+constexpr int kDotChunk = 1536;
+
 // dw[K][T] += dYext * X_flat-rows^T over dot tiles [j0, j1) (tile = ib * nj + jb).
 void dw_tiles(const KernelInfo& kr, const Implicit& g, const float* xph, const float* dyext,
               int K, int gact, float* dw, int j0, int j1) {
   const int DR = kr.dr, DC = kr.dc, T = g.T, ld = g.ld(gact);
   const int nj = ceil_div(T, DC);
-  const int nch = ceil_div(ld, 1536);               // chunks keep DR rows of dYext in L1
+  const int nch = ceil_div(ld, kDotChunk);  // chunks keep DR rows of dYext in L1
   const int LC = round_up(ceil_div(ld, nch), 16);
   const float* a[8];
   const float* b[8];

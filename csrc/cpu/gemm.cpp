@@ -13,11 +13,11 @@
 // gemm_avx512.cpp (8x48), gemm_avx2.cpp (4x24) or the portable 4x8 one below; the variable
 // TFE_GEMM_KERNEL=generic|avx2|avx512 forces a lower one (for testing the fallbacks).
 //
-// Threads: sgemm splits the (ic block, jr range) work items of each packed B block over the
-// OpenMP team (B is packed cooperatively, each thread packs its own A block), so both tall
-// (large M) and short-wide (small M, large N) products use every thread; the partition is
-// static, so results are bitwise reproducible for a given thread count. Small products and
-// calls from inside a parallel region run serially; sgemm_serial never opens a region.
+// Threads: sgemm splits C into one slice per thread (by columns when N has enough NR panels,
+// else by rows) and runs the serial blocked algorithm on each, with per-thread packing
+// buffers and no barrier inside the region; the partition is static, so results are bitwise
+// reproducible for a given thread count. Small products and calls from inside a parallel
+// region run serially; sgemm_serial never opens a region.
 #include "gemm.h"
 
 #include <omp.h>
@@ -270,7 +270,7 @@ inline void macro_kernel(const KernelInfo& k, int mc, int nc, int kc, const floa
 }
 
 thread_local detail::Scratch tls_a;  // packed A block of this thread
-thread_local detail::Scratch tls_b;  // packed B block (of the calling thread; shared by team)
+thread_local detail::Scratch tls_b;  // packed B block of this thread
 
 void gemm_serial_impl(const KernelInfo& k, const GemmArgs& g) {
   const int KC = k.kc, MC = k.mc, NC = k.nc;
@@ -293,43 +293,31 @@ void gemm_serial_impl(const KernelInfo& k, const GemmArgs& g) {
   }
 }
 
+// C split into nt independent slices, one serial blocked GEMM per thread: by columns when
+// there are enough NR panels (each thread packs only its slice of B, and A redundantly,
+// which costs ~nt/(2N) of the FLOPs), else by rows. No barrier inside the region, which
+// matters on small, oversubscribed machines where a barrier can cost a scheduler quantum.
 void gemm_parallel_impl(const KernelInfo& k, const GemmArgs& g, int nt) {
-  const int KC = k.kc, NC = k.nc;
-  // Equal-sized A blocks (multiples of MR) so that the work items balance.
-  int nic = (g.M + k.mc - 1) / k.mc;
-  const int MC = ((g.M + nic - 1) / nic + k.mr - 1) / k.mr * k.mr;
-  nic = (g.M + MC - 1) / MC;
-  const int nc_max = std::min(NC, g.N), kc_max = std::min(KC, g.K);
-  const int npan_max = (nc_max + k.nr - 1) / k.nr;
-  // Split each B block's panels into njs ranges when there are too few A blocks to share.
-  int njs = 1;
-  while ((nic * njs) % nt != 0 && nic * njs < 4 * nt && njs < npan_max) ++njs;
-  float* bp = tls_b.get((long)kc_max * npan_max * k.nr);
+  const int npan_n = (g.N + k.nr - 1) / k.nr, npan_m = (g.M + k.mr - 1) / k.mr;
+  const bool by_cols = npan_n >= 4 * nt || npan_n >= npan_m;
 #pragma omp parallel num_threads(nt)
   {
-    float* ap = tls_a.get((long)kc_max * MC);
-    for (int jc = 0; jc < g.N; jc += NC) {
-      const int nc = std::min(NC, g.N - jc);
-      const int npan = (nc + k.nr - 1) / k.nr;
-      for (int pc = 0; pc < g.K; pc += KC) {
-        const int kc = std::min(KC, g.K - pc);
-        const float beta = pc == 0 ? g.beta : 1.0f;
-#pragma omp for schedule(static)
-        for (int q = 0; q < npan; ++q) {
-          detail::pack_b(k, g.tb, kc, std::min(k.nr, nc - q * k.nr), g.b_at(pc, jc + q * k.nr),
-                         g.ldb, bp + (long)q * kc * k.nr);
-        }
-#pragma omp for schedule(static)
-        for (int item = 0; item < nic * njs; ++item) {
-          const int ib = item / njs, js = item % njs;
-          const int ic = ib * MC, mc = std::min(MC, g.M - ic);
-          const int jp0 = (int)((long)npan * js / njs), jp1 = (int)((long)npan * (js + 1) / njs);
-          if (jp0 == jp1) continue;
-          detail::pack_a(k, g.ta, mc, kc, g.alpha, g.a_at(ic, pc), g.lda, ap);
-          macro_kernel(k, mc, nc, kc, ap, bp, jp0, jp1, g.C + (long)ic * g.ldc + jc, g.ldc, beta);
-        }
-      }
+    const int tid = omp_get_thread_num(), nth = omp_get_num_threads();
+    GemmArgs s = g;
+    if (by_cols) {
+      const int j0 = std::min(g.N, (int)((long)npan_n * tid / nth) * k.nr);
+      const int j1 = std::min(g.N, (int)((long)npan_n * (tid + 1) / nth) * k.nr);
+      s.N = j1 - j0;
+      s.B = g.b_at(0, j0);
+      s.C = g.C + j0;
+    } else {
+      const int i0 = std::min(g.M, (int)((long)npan_m * tid / nth) * k.mr);
+      const int i1 = std::min(g.M, (int)((long)npan_m * (tid + 1) / nth) * k.mr);
+      s.M = i1 - i0;
+      s.A = g.a_at(i0, 0);
+      s.C = g.C + (long)i0 * g.ldc;
     }
+    if (s.M > 0 && s.N > 0) gemm_serial_impl(k, s);
   }
 }
 

@@ -27,7 +27,8 @@ def _train_parser():
                    help="expression data set (default: synthetic, no download needed)")
     p.add_argument("--out", default="tfe-run", help="output folder (default: ./tfe-run)")
     p.add_argument("--seeds", type=int, nargs="+", default=None,
-                   help="one pipeline run per seed; mean ± std over them (default: 0)")
+                   help="one pipeline run per seed (its own people and initialisation); "
+                   "mean ± std over them (default: 0 1)")
     p.add_argument("--epochs-identity", type=int)
     p.add_argument("--epochs-emotion", type=int)
     p.add_argument("--epochs-joint", type=int)
@@ -41,8 +42,12 @@ def _train_parser():
     p.add_argument("--no-augment", action="store_true", help="no flip/shift/rotation")
     p.add_argument("--no-controls", action="store_true",
                    help="skip the two control runs (more-epochs baseline, random identity)")
-    p.add_argument("--people", type=int, default=None,
-                   help="synthetic: people in the expression training split (default 60)")
+    p.add_argument("--people", type=int, nargs=4, metavar=("TRAIN", "VAL", "TEST", "IDENTITY"),
+                   default=None, help="synthetic: people in the expression train, validation "
+                   "and test splits and in the identity set (default 60 16 25 100)")
+    p.add_argument("--per-person", type=int, nargs=2, metavar=("EXPRESSION", "IDENTITY"),
+                   default=None, help="synthetic: images per person and class in the "
+                   "expression splits, and per person in the identity set (default 5 30)")
     p.add_argument("--device", default="cpu", help="cpu (CUDA training is not built yet)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all)")
     p.add_argument("--no-progress", action="store_true", help="one log line per epoch instead "
@@ -58,7 +63,8 @@ def _protocol(args) -> Protocol:
         v = getattr(args, f.name, None)
         if v is not None and f.name not in ("dataset", "seeds"):
             setattr(p, f.name, v)
-    p.seeds = args.seeds or [0]
+    if args.seeds:
+        p.seeds = args.seeds
     p.augment = not args.no_augment
     p.controls = not args.no_controls
     for name in ("epochs_identity", "epochs_emotion", "epochs_joint", "batch_size"):
@@ -67,10 +73,20 @@ def _protocol(args) -> Protocol:
     return p
 
 
-def _synthetic_splits(seed, people):
+def _synthetic_splits(seed, people, per_person):
     from .data.synthetic import SyntheticFaces
 
-    kwargs = {} if people is None else {"train_people": people}
+    kwargs = {}
+    if people is not None:
+        if min(people) < 1:
+            raise SystemExit("tfe-train: error: --people counts must be >= 1")
+        kwargs.update(zip(("train_people", "val_people", "test_people", "identity_people"),
+                          people))
+    if per_person is not None:
+        if per_person[0] < 1 or per_person[1] < 2:
+            raise SystemExit("tfe-train: error: --per-person needs >= 1 expression image and "
+                             ">= 2 identity images per person (one is held out)")
+        kwargs.update(per_person_per_class=per_person[0], identity_per_person=per_person[1])
     return SyntheticFaces(seed=seed).default_splits(**kwargs)
 
 
@@ -90,7 +106,7 @@ def train_main(argv=None):
     start = time.time()
     per_seed, descriptions, classes, identity_people = [], [], None, 0
     for seed in protocol.seeds:
-        splits = _synthetic_splits(seed, args.people)
+        splits = _synthetic_splits(seed, args.people, args.per_person)
         classes = splits["train"].classes
         identity_people = splits["identity"].num_classes
         descriptions.append(describe_split(splits))
@@ -147,8 +163,9 @@ def format_table(doc) -> str:
         if entry is None:
             return f"{label:28s}{'-':10s}{'n/a':>16s}"
         per = ", ".join("-" if v is None else f"{v:.1f}" for v in entry["per_fold"])
-        return (f"{label:28s}{entry['model']:10s}"
-                f"{entry['test_acc']:>9.2f} ± {entry['test_acc_std']:<4.2f}   [{per}]")
+        std = entry["test_acc_std"]
+        std = "n/a " if std is None else f"{std:<4.2f}"
+        return f"{label:28s}{entry['model']:10s}{entry['test_acc']:>9.2f} ± {std}   [{per}]"
 
     lines.append(row("baseline (ResNet)", doc["baseline"]))
     lines.append(row("TFE-JL", doc["tfe_jl"]))

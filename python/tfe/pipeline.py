@@ -47,7 +47,7 @@ class Protocol:
     weight_decay: float = 5e-4
     augment: bool = True
     controls: bool = True
-    seeds: list = field(default_factory=lambda: [0])
+    seeds: list = field(default_factory=lambda: [0, 1])
 
 
 def _sgd(groups, p: Protocol):
@@ -172,7 +172,7 @@ def aggregate(per_split, key_path):
     if not got:
         return None
     return {"test_acc": float(np.mean(got)),
-            "test_acc_std": float(np.std(got, ddof=1)) if len(got) > 1 else 0.0,
+            "test_acc_std": float(np.std(got, ddof=1)) if len(got) > 1 else None,
             "per_fold": values}
 
 

@@ -1,0 +1,123 @@
+"""End to end: tfe-train on a tiny synthetic set (results contract, model files, resume,
+determinism) and tfe-predict on image files."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from tfe import checkpoint, cli
+from tfe.modelfile import LoadedModel
+
+TINY = ["--people", "4", "2", "2", "6", "--per-person", "2", "4", "--epochs-identity", "1",
+        "--epochs-emotion", "2", "--epochs-joint", "1", "--batch-size", "16", "--no-progress",
+        "--seeds", "0"]
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    assert cli.train_main(TINY + ["--out", str(out)]) == 0
+    return out
+
+
+def test_results_follow_the_contract(run_dir):
+    doc = json.loads((run_dir / "results.json").read_text())
+    assert doc["synthetic"] is True
+    proto = doc["protocol"]
+    assert proto["dataset"] == "synthetic" and proto["selection"] == "validation"
+    assert proto["classes"][0] == "neutral" and len(proto["classes"]) == 8
+    assert proto["fold_hash"].startswith("sha256:") and proto["tfe_version"]
+    assert proto["epochs"] == {"identity": 1, "emotion": 2, "joint": 1}
+    for key in ("baseline", "tfe_jl"):
+        entry = doc[key]
+        assert 0 <= entry["test_acc"] <= 100 and len(entry["per_fold"]) == 1
+        assert entry["test_acc_std"] is None  # one seed: no spread to report
+    assert doc["baseline"]["model"] == "resnet12" and doc["tfe_jl"]["model"] == "tfe12"
+    assert set(doc["controls"]) == {"baseline_more_epochs", "tfe_random_identity"}
+    assert doc["identity"]["verification_acc"] is None  # not measured: null, never a guess
+    assert all(doc["wall_s"][k] > 0 for k in ("identity", "emotion", "joint"))
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert len(metrics[0]["emotion"]) == 2 and "val_acc" in metrics[0]["joint"][0]
+    for png in ("curves.png", "confusion.png"):
+        assert (run_dir / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_model_files_carry_contract_and_pass_selftest(run_dir):
+    model = LoadedModel(run_dir / "seed0" / "joint.safetensors")
+    assert model.classes[0] == "neutral" and model.input_size == (48, 48)
+    assert model.metadata["architecture"]["name"] == "tfe"
+    assert model.selftest() < 1e-4
+    probs = model.probabilities(np.full((3, 48, 48), 128, np.uint8))
+    np.testing.assert_allclose(probs.sum(1), 1, rtol=1e-5)
+
+
+def test_rerun_resumes_finished_stages_without_training(run_dir, capsys):
+    before = json.loads((run_dir / "results.json").read_text())
+    assert cli.train_main(TINY + ["--out", str(run_dir)]) == 0
+    log = capsys.readouterr().out
+    assert "resuming after epoch 2 of 2" in log and "epoch 1/2" not in log
+    after = json.loads((run_dir / "results.json").read_text())
+    assert after["tfe_jl"]["per_fold"] == before["tfe_jl"]["per_fold"]
+
+
+def test_resume_continues_an_interrupted_stage(tmp_path, run_dir):
+    # A run stopped after epoch 1 of the emotion stage: its resume file says epoch 1.
+    out = tmp_path / "r"
+    short = [a if a != "2" or TINY[i - 1] != "--epochs-emotion" else "1"
+             for i, a in enumerate(TINY)]
+    assert cli.train_main(short + ["--out", str(out), "--no-controls"]) == 0
+    assert cli.train_main(TINY + ["--out", str(out), "--no-controls"]) == 0
+    _, meta = checkpoint.load(out / "seed0" / "emotion.resume.safetensors")
+    assert meta["resume"]["epoch"] == 2 and len(meta["resume"]["history"]) == 2
+
+
+def test_resume_refuses_other_settings(tmp_path):
+    out = tmp_path / "r"
+    assert cli.train_main(TINY + ["--out", str(out), "--no-controls"]) == 0
+    with pytest.raises(ValueError, match=r"other settings"):
+        cli.train_main(TINY + ["--out", str(out), "--no-controls", "--lr-emotion", "0.05"])
+
+
+def test_same_seed_same_numbers(tmp_path, run_dir):
+    out = tmp_path / "again"
+    assert cli.train_main(TINY + ["--out", str(out)]) == 0
+    a = json.loads((run_dir / "results.json").read_text())
+    b = json.loads((out / "results.json").read_text())
+    for key in ("baseline", "tfe_jl"):
+        assert a[key]["per_fold"] == b[key]["per_fold"]
+    ma = json.loads((run_dir / "metrics.json").read_text())[0]["joint"]
+    mb = json.loads((out / "metrics.json").read_text())[0]["joint"]
+    assert [r["train_loss"] for r in ma] == [r["train_loss"] for r in mb]
+
+
+def test_predict_prints_probabilities_per_image(run_dir, tmp_path, capsys):
+    from PIL import Image
+
+    paths = []
+    for i, size in enumerate([(48, 48), (100, 80)]):
+        p = tmp_path / f"face{i}.png"
+        Image.fromarray(np.random.default_rng(i).integers(0, 255, size[::-1] + (3,),
+                                                           dtype=np.uint8)).save(p)
+        paths.append(str(p))
+    assert cli.predict_main([str(run_dir / "seed0" / "joint.safetensors"), *paths, "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert len(rows) == 2 and abs(sum(v for k, v in rows[0].items() if k != "image") - 1) < 1e-5
+
+
+def test_predict_errors_name_the_file(run_dir, tmp_path):
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not an image")
+    with pytest.raises(SystemExit, match=r"bad\.png"):
+        cli.predict_main([str(run_dir / "seed0" / "joint.safetensors"), str(bad)])
+    with pytest.raises(SystemExit, match=r"nope\.safetensors"):
+        cli.predict_main([str(tmp_path / "nope.safetensors"), str(bad)])
+
+
+def test_bad_arguments_are_one_line_errors(tmp_path):
+    with pytest.raises(SystemExit, match=r"--epochs-emotion must be >= 1"):
+        cli.train_main(TINY + ["--out", str(tmp_path), "--epochs-emotion", "0"])
+    with pytest.raises(SystemExit, match=r"--device cuda"):
+        cli.train_main(TINY + ["--out", str(tmp_path), "--device", "cuda"])
+    assert not os.listdir(tmp_path)
