@@ -23,7 +23,7 @@ Method:
 ratio = torch time / tfe time: above 1 tfe is faster.
 
 Usage:
-  PYTHONPATH=/tmp/bench-pkg python benchmarks/compare_torch.py [--threads 2] [--batch 128]
+  python benchmarks/compare_torch.py [--threads 2] [--batch 128]
       [--repeat 7] [--min-time 0.05] [--only conv,ops,gemm] [--json OUT]
 """
 
@@ -678,7 +678,7 @@ def main(argv=None):
         import tfe
     except ImportError as e:
         print(f"compare_torch.py: cannot import tfe ({e}); build it first "
-              "(e.g. /work/dev-build.sh bench, then PYTHONPATH=/tmp/bench-pkg).", file=sys.stderr)
+              "(pip install . in this environment).", file=sys.stderr)
         return 2
     native = tfe._native
     tfe.set_num_threads(args.threads)

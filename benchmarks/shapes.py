@@ -1,7 +1,7 @@
 """The layer shapes of the paper's networks: the single source of truth for every benchmark.
 
 Input images are 1x48x48 (grayscale). The ResNet reading is the one documented in
-/work/shared/perf-anchors.md (peer figures were measured on it):
+the project's performance anchors (shared/perf-anchors.md) (peer figures were measured on it):
 
   ResNet18 = 3x3 stem (1 -> 16) + three stages of widths 16 / 32 / 64 with [3, 3, 2] basic
   blocks; the first block of stages 2 and 3 is a stride-2 projection block (1x1 stride-2

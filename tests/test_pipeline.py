@@ -121,3 +121,52 @@ def test_bad_arguments_are_one_line_errors(tmp_path):
     with pytest.raises(SystemExit, match=r"--device cuda"):
         cli.train_main(TINY + ["--out", str(tmp_path), "--device", "cuda"])
     assert not os.listdir(tmp_path)
+
+
+def _write_png(path, rng, size=(48, 48)):
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(rng.integers(0, 255, size, dtype=np.uint8)).save(path)
+
+
+def test_real_dataset_path_with_subject_folds(tmp_path):
+    """A CK+48-style folder set and a folder-per-person identity set, 3 subject folds."""
+    rng = np.random.default_rng(0)
+    ck, ids = tmp_path / "ck", tmp_path / "ids"
+    for e, emotion in enumerate(("anger", "happy", "surprise")):
+        for s in range(9):
+            for frame in range(2):
+                _write_png(ck / emotion / f"S{100 + s:03d}_00{e}_0000000{frame}.png", rng)
+    for person in range(4):
+        for i in range(3):
+            _write_png(ids / f"p{person}" / f"{i}.pgm", rng, (56, 46))
+    out = tmp_path / "out"
+    args = ["--dataset", "ckplus", "--data-dir", str(ck), "--identity-dir", str(ids),
+            "--out", str(out), "--folds", "3", "--max-folds", "2", "--epochs-identity", "1",
+            "--epochs-emotion", "1", "--epochs-joint", "1", "--batch-size", "8",
+            "--no-progress", "--no-controls"]
+    assert cli.train_main(args) == 0
+    doc = json.loads((out / "results.json").read_text())
+    proto = doc["protocol"]
+    assert doc["synthetic"] is False and proto["fold_kind"] == "subject"
+    assert proto["folds"] == 3 and proto["folds_run"] == 2
+    assert proto["classes"] == ["anger", "happy", "surprise"]
+    assert len(doc["tfe_jl"]["per_fold"]) == 2 and doc["controls"] is None
+    folds = json.loads((out / "folds.json").read_text())["folds"]
+    for f in folds:
+        assert not set(f["test_people"]) & set(f["val_people"])
+    assert sorted(p for f in folds for p in f["test_people"]) == [f"S{100 + s:03d}"
+                                                                  for s in range(9)]
+    from tfe.data.folds import hash_of
+
+    assert proto["fold_hash"] == hash_of(folds)
+
+
+def test_real_dataset_needs_identity_data(tmp_path):
+    with pytest.raises(SystemExit, match=r"--identity-dir"):
+        cli.train_main(["--dataset", "ckplus", "--data-dir", str(tmp_path), "--out",
+                        str(tmp_path / "o")])
+    with pytest.raises(SystemExit, match=r"no such folder"):
+        cli.train_main(["--dataset", "ckplus", "--data-dir", str(tmp_path / "missing"),
+                        "--identity-dir", str(tmp_path), "--out", str(tmp_path / "o")])

@@ -10,7 +10,8 @@
 
 namespace tfe::cpu {
 
-// Uses the OpenMP thread team (tfe::cpu::num_threads()).
+// Uses tfe::cpu::num_threads() threads (each owns a fixed slice of C: deterministic); runs
+// on the calling thread alone when called from inside a parallel region.
 void sgemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A,
            int lda, const float* B, int ldb, float beta, float* C, int ldc);
 

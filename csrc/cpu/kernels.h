@@ -24,7 +24,7 @@ int num_threads();
 // padding pad, stride s: Ho = (H + 2*pad - k) / s + 1 (same for Wo).
 void conv2d_forward(float* y, const float* x, const float* w, const float* b /*or nullptr*/,
                     int N, int C, int H, int W, int K, int k, int stride, int pad);
-// dx = assigned (or nullptr to skip), dw += , db += (or nullptr).
+// dx = assigned (or nullptr to skip), dw += (or nullptr), db += (or nullptr).
 void conv2d_backward(float* dx, float* dw, float* db, const float* dy, const float* x,
                      const float* w, int N, int C, int H, int W, int K, int k, int stride,
                      int pad);
@@ -41,7 +41,8 @@ void batchnorm_forward_train(float* y, float* save_mean, float* save_invstd,
 void batchnorm_forward_eval(float* y, const float* x, const float* gamma, const float* beta,
                             const float* running_mean, const float* running_var, int N, int C,
                             int HW, float eps);
-// Backward of the training-mode forward: dx assigned, dgamma += , dbeta += .
+// Backward of the training-mode forward: dx assigned, dgamma += , dbeta += (each may be
+// nullptr). Training mode needs N*HW > 1 (checked at the binding).
 void batchnorm_backward(float* dx, float* dgamma, float* dbeta, const float* dy,
                         const float* x, const float* gamma, const float* save_mean,
                         const float* save_invstd, int N, int C, int HW);
@@ -123,7 +124,8 @@ void residual_forward_train(float* y, float* save_mean, float* save_invstd,
 void residual_forward_eval(float* y, const float* x, const float* shortcut, const float* gamma,
                            const float* beta, const float* running_mean,
                            const float* running_var, int N, int C, int HW, float eps);
-// dx, dshortcut assigned; dgamma, dbeta += . y is the forward output (ReLU mask).
+// dx, dshortcut assigned (either may be nullptr); dgamma, dbeta += (or nullptr).
+// y is the forward output (its sign is the ReLU mask).
 void residual_backward(float* dx, float* dshortcut, float* dgamma, float* dbeta,
                        const float* dy, const float* y, const float* x, const float* gamma,
                        const float* save_mean, const float* save_invstd, int N, int C, int HW);
@@ -141,7 +143,8 @@ void tfe_head_forward_eval(float* logits, float* z_hat, const float* zi, const f
                            const float* gamma, const float* beta, const float* running_mean,
                            const float* running_var, const float* w, const float* b, int N,
                            int Di, int De, int O, float eps);
-// dzi, dze assigned; dgamma, dbeta, dw, db += . Backward of the training-mode forward.
+// dzi, dze assigned (required: they are the GEMM's output buffers); dgamma, dbeta, dw, db
+// += . Backward of the training-mode forward.
 void tfe_head_backward(float* dzi, float* dze, float* dgamma, float* dbeta, float* dw,
                        float* db, const float* dlogits, const float* zi, const float* ze,
                        const float* z_hat, const float* gamma, const float* save_mean,

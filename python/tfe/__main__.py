@@ -10,7 +10,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m tfe", description=__doc__)
     parser.add_argument("--peak", action="store_true",
                         help="also measure this machine's FMA peak (takes a second)")
+    parser.add_argument("--cmakedir", action="store_true",
+                        help="print the folder holding tfeConfig.cmake (for CMake's "
+                             "find_package(tfe): -Dtfe_DIR=...) and exit")
     args = parser.parse_args()
+    if args.cmakedir:
+        folder = os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib", "cmake", "tfe")
+        if not os.path.isfile(os.path.join(folder, "tfeConfig.cmake")):
+            raise SystemExit("python -m tfe: this tfe has no C++ library installed (no "
+                             f"{folder}/tfeConfig.cmake); install it with `pip install .`")
+        print(folder)
+        return
     print(f"tfe {__version__}")
     print(f"  CPU threads      : {_native.get_num_threads()} "
           f"(OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')})")

@@ -66,40 +66,63 @@ def split_identity_validation(identity_set, seed):
     return identity_set.subset(train), identity_set.subset(val)
 
 
-def run_split(splits, protocol: Protocol, seed: int, out_dir: str, progress=True, log=print,
-              resume=True, label=""):
-    """All stages on one split dict {train, val, test, identity}; returns per-stage results.
+def _stage_args(protocol, seed, out_dir, progress, resume, label, log, extra=None):
+    settings = {k: v for k, v in asdict(protocol).items() if not k.startswith("epochs_")}
+    settings.update(seed=seed, **(extra or {}))
+    fingerprint = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
+    prefix = f"{label}: " if label else ""
+    return dict(seed=seed, out_dir=out_dir, progress=progress, resume=resume,
+                fingerprint=fingerprint, batch_size=protocol.batch_size, label=label,
+                log=lambda msg: log(prefix + msg))
 
-    ``label`` prefixes log lines (e.g. "synthetic seed 0") so every figure says what data
-    it comes from."""
+
+def train_identity(identity_set, protocol: Protocol, seed: int, out_dir: str, progress=True,
+                   log=print, resume=True, label=""):
+    """Stage 1: DeepID on a folder-per-person set; one image per person validates.
+    Returns a dict with the trained weights ("state"), its size and its summary."""
+    os.makedirs(out_dir, exist_ok=True)
+    p = protocol
+    tfe_random.manual_seed(seed)
+    id_train, id_val = split_identity_validation(identity_set, seed)
+    id_norm = Normalizer.fit(id_train.images)
+    deepid = models.DeepID(identity_set.num_classes, seed=seed)
+    opt = _sgd([{"params": deepid.parameters(), "lr": p.lr_identity}], p)
+    args = _stage_args(p, seed, out_dir, progress, resume, label, log,
+                       {"identity_people": list(identity_set.classes)})
+    res = train_stage("identity", deepid, opt, optim.CosineLR(opt, p.epochs_identity), id_train,
+                      id_val, None, id_norm, epochs=p.epochs_identity,
+                      augmenter=Augmenter(seed=seed) if p.augment else None,
+                      save_model=lambda path, m: save_model(path, m, id_norm, id_train.classes),
+                      **args)
+    return {"state": deepid.state_dict(), "num_identities": identity_set.num_classes,
+            "summary": {"model": "deepid", "val_acc": res.val_acc, "verification_acc": None,
+                        "best_epoch": res.best_epoch, "history": res.history},
+            "wall_s": res.wall_s}
+
+
+def run_split(splits, protocol: Protocol, seed: int, out_dir: str, progress=True, log=print,
+              resume=True, label="", identity=None):
+    """All stages on one split dict {train, val, test[, identity]}; returns per-stage results.
+
+    ``identity``: a trained identity stage (from ``train_identity``) shared by several
+    splits; when None it is trained here on ``splits["identity"]``. ``label`` prefixes log
+    lines (e.g. "synthetic seed 0") so every figure says what data it comes from."""
     os.makedirs(out_dir, exist_ok=True)
     train, val, test = splits["train"], splits["val"], splits["test"]
     classes = train.classes
     p = protocol
     aug = Augmenter(seed=seed) if p.augment else None
-    settings = {k: v for k, v in asdict(p).items() if not k.startswith("epochs_")}
-    settings.update(seed=seed, split=describe_split(splits))
-    fingerprint = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
-    prefix = f"{label}: " if label else ""
-    stage_args = dict(seed=seed, out_dir=out_dir, progress=progress, resume=resume,
-                      fingerprint=fingerprint, batch_size=p.batch_size, label=label,
-                      log=lambda msg: log(prefix + msg))
+    stage_args = _stage_args(p, seed, out_dir, progress, resume, label, log,
+                             {"split": describe_split(splits)})
     out = {"wall_s": {}}
 
     # 1. identity
-    tfe_random.manual_seed(seed)
-    id_train, id_val = split_identity_validation(splits["identity"], seed)
-    id_norm = Normalizer.fit(id_train.images)
-    deepid = models.DeepID(splits["identity"].num_classes, seed=seed)
-    opt = _sgd([{"params": deepid.parameters(), "lr": p.lr_identity}], p)
-    res = train_stage("identity", deepid, opt, optim.CosineLR(opt, p.epochs_identity), id_train,
-                      id_val, None, id_norm, epochs=p.epochs_identity, augmenter=aug,
-                      save_model=lambda path, m: save_model(path, m, id_norm, id_train.classes),
-                      **stage_args)
-    out["identity"] = {"model": "deepid", "val_acc": res.val_acc, "verification_acc": None,
-                       "best_epoch": res.best_epoch, "history": res.history}
-    out["wall_s"]["identity"] = res.wall_s
-    identity_state = deepid.state_dict()
+    if identity is None:
+        identity = train_identity(splits["identity"], p, seed, out_dir, progress, log, resume,
+                                  label)
+        out["wall_s"]["identity"] = identity["wall_s"]
+    out["identity"] = identity["summary"]
+    identity_state, num_identities = identity["state"], identity["num_identities"]
 
     # 2. emotion baseline
     norm = Normalizer.fit(train.images)
@@ -117,7 +140,7 @@ def run_split(splits, protocol: Protocol, seed: int, out_dir: str, progress=True
     # 3. joint learning
     def joint(name, identity_weights):
         tfe_random.manual_seed(seed + 2)
-        ident = models.DeepID(splits["identity"].num_classes, seed=seed)
+        ident = models.DeepID(num_identities, seed=seed)
         if identity_weights is not None:
             ident.load_state_dict(identity_weights)
         emo = models.ARCHITECTURES[p.emotion_model](num_classes=len(classes))
@@ -183,7 +206,8 @@ def fold_hash(split_descriptions) -> str:
 
 
 def describe_split(splits):
-    return {k: sorted(set(map(str, v.subjects))) for k, v in splits.items()}
+    """The people of each split (what makes two runs' data the same)."""
+    return {k: sorted(set(map(str, v.subjects))) for k, v in splits.items() if v is not None}
 
 
 def results_document(per_split, protocol: Protocol, *, synthetic, classes, frames, fold_kind,

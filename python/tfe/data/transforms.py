@@ -14,6 +14,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 __all__ = ["Augmenter", "Normalizer", "resize_gray", "to_gray"]
@@ -241,6 +243,7 @@ def to_gray(image) -> np.ndarray:
     raise ValueError(f"image: expected [H, W] or [H, W, 3|4], got shape {x.shape}")
 
 
+@functools.lru_cache(maxsize=64)
 def _resample_matrix(n_in: int, n_out: int) -> np.ndarray:
     """[n_out, n_in] linear map along one axis: area averaging when shrinking, bilinear
     (half-pixel centres, edge clamped) when enlarging or keeping the size."""
@@ -261,6 +264,7 @@ def _resample_matrix(n_in: int, n_out: int) -> np.ndarray:
         rows = np.arange(n_out)
         np.add.at(m, (rows, np.clip(j0, 0, n_in - 1)), 1.0 - t)
         np.add.at(m, (rows, np.clip(j0 + 1, 0, n_in - 1)), t)
+    m.flags.writeable = False  # cached and shared between calls
     return m
 
 
