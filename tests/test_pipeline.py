@@ -167,6 +167,43 @@ def test_real_dataset_needs_identity_data(tmp_path):
     with pytest.raises(SystemExit, match=r"--identity-dir"):
         cli.train_main(["--dataset", "ckplus", "--data-dir", str(tmp_path), "--out",
                         str(tmp_path / "o")])
-    with pytest.raises(SystemExit, match=r"no such folder"):
+    with pytest.raises(SystemExit, match=r"no person folders inside"):
+        cli.train_main(["--dataset", "ckplus", "--data-dir", str(tmp_path), "--identity-dir",
+                        str(tmp_path), "--out", str(tmp_path / "o")])
+    rng = np.random.default_rng(0)
+    for i in range(2):
+        _write_png(tmp_path / "ids" / "p0" / f"{i}.png", rng)
+    with pytest.raises(SystemExit, match=r"missing: no such folder"):
         cli.train_main(["--dataset", "ckplus", "--data-dir", str(tmp_path / "missing"),
-                        "--identity-dir", str(tmp_path), "--out", str(tmp_path / "o")])
+                        "--identity-dir", str(tmp_path / "ids"), "--out", str(tmp_path / "o")])
+
+
+def test_ferplus_path_without_a_test_split(tmp_path, capsys):
+    """FERPlus folders with train and validation only (as here: PrivateTest held back):
+    selection on validation, no test figure invented."""
+    rng = np.random.default_rng(1)
+    root, ids = tmp_path / "fer", tmp_path / "ids"
+    for split, n in (("FER2013Train", 24), ("FER2013Valid", 8)):
+        rows = []
+        for i in range(n):
+            name = f"fer{len(rows) + (0 if split.endswith('Train') else 1000):07d}.png"
+            _write_png(root / split / name, rng)
+            votes = [0] * 10
+            votes[i % 8] = 8
+            votes[(i + 1) % 8] = 2
+            rows.append(f'{name},"(0, 0, 48, 48)",' + ",".join(map(str, votes)))
+        (root / split / "label.csv").write_text("\n".join(rows) + "\n")
+    for person in range(3):
+        for i in range(3):
+            _write_png(ids / f"p{person}" / f"{i}.png", rng)
+    out = tmp_path / "out"
+    assert cli.train_main(["--dataset", "ferplus", "--data-dir", str(root), "--identity-dir",
+                           str(ids), "--out", str(out), "--epochs-identity", "1",
+                           "--epochs-emotion", "1", "--epochs-joint", "1", "--batch-size", "8",
+                           "--no-progress", "--no-controls"]) == 0
+    doc = json.loads((out / "results.json").read_text())
+    assert doc["protocol"]["dataset"] == "ferplus" and doc["protocol"]["fold_kind"] == "split"
+    assert doc["protocol"]["classes"][:2] == ["neutral", "happiness"]
+    assert doc["baseline"] is None and doc["tfe_jl"] is None  # no PrivateTest: null
+    assert doc["validation_only"]["tfe_jl_val_acc"] is not None
+    assert doc["protocol"]["splits"]["test"] is None

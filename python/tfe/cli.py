@@ -23,10 +23,14 @@ def _train_parser():
         description="Identity and emotion joint learning: DeepID + ResNet pre-training, "
                     "TFE joint fine-tuning, controls; prints the paper-style table and "
                     "writes results.json. With no arguments: the built-in synthetic faces.")
-    p.add_argument("--dataset", default="synthetic", choices=["synthetic", "ckplus"],
+    p.add_argument("--dataset", default="synthetic", choices=["synthetic", "ckplus", "ferplus"],
                    help="expression data set (default: synthetic, no download needed)")
-    p.add_argument("--data-dir", help="folder of the expression data set (ckplus: a "
-                   "folder-per-emotion copy such as CK+48)")
+    p.add_argument("--data-dir", help="folder of the expression data set (ckplus: the official "
+                   "layout or a folder-per-emotion copy such as CK+48; ferplus: FERPlus's "
+                   "FER2013Train/Valid/Test folders or fer2013.csv + fer2013new.csv)")
+    p.add_argument("--label-mode", default="majority",
+                   choices=["majority", "probability", "crossentropy"],
+                   help="ferplus: training targets from the crowd votes (default majority)")
     p.add_argument("--identity-dir", nargs="+", metavar="DIR",
                    help="folder-per-person identity data for DeepID (several combine), "
                    "required for real data sets")
@@ -75,6 +79,9 @@ DATASET_DEFAULTS = {
     "ckplus": dict(emotion_model="resnet12", epochs_identity=30, epochs_emotion=40,
                    epochs_joint=20, batch_size=128, lr_identity=0.01, lr_emotion=0.16,
                    lr_joint=0.01, lr_joint_identity=0.001, seeds=[0]),
+    "ferplus": dict(emotion_model="resnet18", epochs_identity=30, epochs_emotion=60,
+                    epochs_joint=20, batch_size=128, lr_identity=0.01, lr_emotion=0.1,
+                    lr_joint=0.001, lr_joint_identity=0.001, seeds=[0]),
 }
 
 
@@ -167,8 +174,10 @@ def _real_main(args, protocol):
     if args.folds < 3:
         raise SystemExit("tfe-train: error: --folds must be >= 3")
     try:
-        data = load_ckplus(args.data_dir)
         identity_set = load_person_folders(args.identity_dir)
+        if args.dataset == "ferplus":
+            return _ferplus_main(args, protocol, identity_set)
+        data = load_ckplus(args.data_dir)
     except (OSError, ValueError) as e:
         raise SystemExit(f"tfe-train: error: {e}")
     seed = protocol.seeds[0]
@@ -210,6 +219,51 @@ def _real_main(args, protocol):
     doc["identity"].pop("history", None)
     doc["wall_s"]["identity"] = identity["wall_s"]
     _write_outputs(args.out, doc, per_fold, data.classes)
+    print(format_table(doc))
+    return 0
+
+
+def _ferplus_main(args, protocol, identity_set):
+    """FER+: train / PublicTest (validation, selects) / PrivateTest (test, when present)."""
+    from .data.ferplus import load_ferplus
+    from .data.folds import hash_of
+    from .pipeline import train_identity
+
+    splits = load_ferplus(args.data_dir, label_mode=args.label_mode)
+    if splits["train"] is None or splits["val"] is None:
+        raise SystemExit(f"tfe-train: error: {args.data_dir}: FER+ needs the training and "
+                         "validation (PublicTest) splits")
+    os.makedirs(args.out, exist_ok=True)
+    test = splits["test"]
+    print(f"ferplus: {len(splits['train'])} train / {len(splits['val'])} validation / "
+          f"{'no' if test is None else len(test)} test images ({args.label_mode} labels); "
+          f"identity data: {len(identity_set)} images of {identity_set.num_classes} people",
+          flush=True)
+    start = time.time()
+    progress = not args.no_progress and sys.stderr.isatty()
+    identity = train_identity(identity_set, protocol, protocol.seeds[0],
+                              os.path.join(args.out, "identity"), progress,
+                              resume=not args.no_resume, label="ferplus")
+    run = run_split(splits, protocol, protocol.seeds[0], os.path.join(args.out, "split"),
+                    progress=progress, resume=not args.no_resume, identity=identity,
+                    label="ferplus")
+    names = {k: None if v is None else len(v) for k, v in splits.items()}
+    doc = results_document([run], protocol, synthetic=False, classes=splits["train"].classes,
+                           frames=f"FER2013 48x48, FERPlus votes, {args.label_mode} labels",
+                           fold_kind="split", fold_hash_value=hash_of(names),
+                           identity_data=[os.path.abspath(d) for d in args.identity_dir],
+                           wall_total=time.time() - start)
+    doc["protocol"]["splits"] = {"train": "FER2013Train", "validation": "FER2013Valid "
+                                 "(PublicTest)", "test": "FER2013Test (PrivateTest)"
+                                 if test is not None else None}
+    doc["protocol"]["data_dir"] = os.path.abspath(args.data_dir)
+    doc["identity"] = {**identity["summary"], "people": identity_set.num_classes}
+    doc["identity"].pop("history", None)
+    doc["wall_s"]["identity"] = identity["wall_s"]
+    if test is None:  # selection still on validation; say plainly that no test score exists
+        doc["validation_only"] = {"baseline_val_acc": run["baseline"]["val_acc"],
+                                  "tfe_jl_val_acc": run["tfe_jl"]["val_acc"]}
+    _write_outputs(args.out, doc, [run], splits["train"].classes)
     print(format_table(doc))
     return 0
 
@@ -264,6 +318,10 @@ def format_table(doc) -> str:
     if controls:
         lines.append(row("control: baseline +epochs", controls.get("baseline_more_epochs")))
         lines.append(row("control: random identity", controls.get("tfe_random_identity")))
+    if doc.get("validation_only"):
+        v = doc["validation_only"]
+        lines.append(f"no test split: validation (selection) accuracy baseline "
+                     f"{v['baseline_val_acc']:.2f} %, TFE-JL {v['tfe_jl_val_acc']:.2f} %")
     ident = doc["identity"]
     if ident.get("val_acc") is not None:
         lines.append(f"identity net (DeepID) validation accuracy: {ident['val_acc']:.1f} %")

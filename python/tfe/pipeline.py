@@ -156,7 +156,7 @@ def run_split(splits, protocol: Protocol, seed: int, out_dir: str, progress=True
     res = joint("joint", identity_state)
     out["tfe_jl"] = _summary("tfe" + p.emotion_model[len("resnet"):], res)
     out["wall_s"]["joint"] = res.wall_s
-    out["test_labels"] = test.labels
+    out["test_labels"] = None if test is None else test.labels
     out["test_predictions"] = res.test_predictions
 
     # 4. controls

@@ -7,12 +7,14 @@ to the face first, the same way at training and at prediction time. This module 
 1. grayscale (ITU-R BT.601 luma, ``transforms.to_gray``);
 2. the largest frontal face found by ``haarcascade_frontalface_default.xml``;
 3. roll alignment where two eyes are found (``haarcascade_eye.xml``, searched in the upper
-   half of the face box, one eye on each side): the image is rotated about the box centre
-   so that the line between the eye centres is horizontal (rotations over ``max_roll``
-   degrees are ignored as false detections);
-4. the box, enlarged by ``margin`` on each side and made square, cut out (outside the
-   image: edge pixels repeated) and resized with ``transforms.resize_gray`` (area averaging
-   when shrinking).
+   part of the face box, one eye on each side): the image is rotated about the eye
+   midpoint so that the line between the eye centres is horizontal (angles over
+   ``max_roll`` degrees are ignored as false detections), and the crop is placed on the
+   eyes (centred between them, eye line at ``EYE_LINE`` of the box height from the top),
+   which locates a tilted face better than its Haar box;
+4. a square of the box's size (enlarged by ``margin`` per side) cut out (outside the image:
+   edge pixels repeated) and resized with ``transforms.resize_gray`` (area averaging when
+   shrinking).
 
 ``describe(...)`` returns this recipe as one string; it belongs in a model's preprocessing
 record so that prediction reproduces it.
@@ -46,6 +48,8 @@ INSTALL_HINT = 'pip install "opencv-python-headless<5"'
 SCALE_FACTOR = 1.1
 MIN_NEIGHBORS = 5
 MIN_FACE_FRACTION = 0.2
+# Height of the eye line in an upright frontal-face box, as a fraction from its top.
+EYE_LINE = 0.4
 
 
 @functools.lru_cache(maxsize=1)
@@ -90,7 +94,8 @@ def describe(size: int = 48, align: bool = True, margin: float = 0.0) -> str:
         f"{MIN_NEIGHBORS}, min size {MIN_FACE_FRACTION:g} x shorter side)",
     ]
     if align:
-        steps.append(f"roll alignment on the two eyes of {EYE_CASCADE} where both are found")
+        steps.append(f"where {EYE_CASCADE} finds both eyes: roll alignment on them and crop "
+                     f"centred on them (eye line at {EYE_LINE:g} of the box height)")
     steps.append(f"square box{f' enlarged by {margin:g} per side' if margin else ''}, "
                  f"area-average resize to {size}x{size}")
     return "; ".join(steps)
@@ -145,10 +150,12 @@ def _eye_roll(gray, box, max_roll):
     if not left or not right:
         return None
     (lx, ly, lw, lh), (rx, ry, rw, rh) = left[0], right[0]
-    dx = (rx + rw / 2) - (lx + lw / 2)
-    dy = (ry + rh / 2) - (ly + lh / 2)
-    angle = math.degrees(math.atan2(dy, dx))
-    return angle if abs(angle) <= max_roll else None
+    left_c = (x + lx + lw / 2, y + ly + lh / 2)
+    right_c = (x + rx + rw / 2, y + ry + rh / 2)
+    angle = math.degrees(math.atan2(right_c[1] - left_c[1], right_c[0] - left_c[0]))
+    if abs(angle) > max_roll:
+        return None
+    return angle, ((left_c[0] + right_c[0]) / 2, (left_c[1] + right_c[1]) / 2)
 
 
 def _cut(gray, cx, cy, side, size):
@@ -173,13 +180,20 @@ def crop_face(image, size: int = 48, align: bool = True, margin: float = 0.0,
     box = faces[0]
     x, y, w, h = box
     cx, cy = x + w / 2.0, y + h / 2.0
-    roll = _eye_roll(gray, box, max_roll) if align else None
-    if roll is not None and abs(roll) > 1e-3:
-        # Rotating by +roll about the face centre (OpenCV: positive = counter-clockwise on
-        # screen) brings the image-right eye down onto the line of the image-left one.
-        m = cv2.getRotationMatrix2D((cx, cy), roll, 1.0)
-        gray = cv2.warpAffine(gray, m, (gray.shape[1], gray.shape[0]), flags=cv2.INTER_LINEAR,
-                              borderMode=cv2.BORDER_REPLICATE)
+    eyes = _eye_roll(gray, box, max_roll) if align else None
+    roll = None
+    if eyes is not None:
+        roll, (ex, ey) = eyes
+        # Rotating by +roll about the eye midpoint (OpenCV: positive = counter-clockwise on
+        # screen) brings the image-right eye onto the line of the image-left one. The crop
+        # is then placed on the eyes, which locate the face better than the Haar box of a
+        # tilted face does: centred between them horizontally, the eye line EYE_LINE of the
+        # box height from its top (where it is in upright detections).
+        if abs(roll) > 1e-3:
+            m = cv2.getRotationMatrix2D((ex, ey), roll, 1.0)
+            gray = cv2.warpAffine(gray, m, (gray.shape[1], gray.shape[0]),
+                                  flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        cx, cy = ex, ey + (0.5 - EYE_LINE) * h
     side = max(int(round(max(w, h) * (1.0 + 2.0 * margin))), 1)
     out = _cut(gray, cx, cy, side, size)
     aligned = roll is not None

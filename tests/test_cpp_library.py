@@ -1,0 +1,371 @@
+"""The embeddable C++ library (libtfe, tfe::tfe): built as a consumer would build it.
+
+examples/cpp is configured with CMake against the INSTALLED package
+(``-Dtfe_DIR=$(python -m tfe --cmakedir)``); when this tfe has no installed C++ library (a
+development build laid out by hand), the library is built and installed from this source
+tree into a temporary prefix first, so the same consumer path is exercised. The program
+then classifies PGM/PPM images with models trained by the Python side, and must agree with
+tfe's Python prediction to 1e-5; its self-test must pass; and malformed model files must
+give a clean error status and message, never a crash.
+"""
+
+import json
+import os
+import shutil
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tfe import models, modelfile
+from tfe.data.transforms import Normalizer, resize_gray
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "cpp"
+
+pytestmark = pytest.mark.slow
+
+
+def _cxx_compiler():
+    for name in (os.environ.get("CXX"), "c++", "g++", "clang++"):
+        if name and shutil.which(name):
+            return shutil.which(name)
+    return None
+
+
+def _run(cmd, **kw):
+    r = subprocess.run(cmd, capture_output=True, text=True, **kw)
+    if r.returncode != 0:
+        raise AssertionError(f"{' '.join(map(str, cmd))} failed ({r.returncode}):\n"
+                             f"{r.stdout[-3000:]}\n{r.stderr[-3000:]}")
+    return r
+
+
+def _generator_args():
+    return ["-G", "Ninja"] if shutil.which("ninja") else []
+
+
+@pytest.fixture(scope="module")
+def classify(tmp_path_factory):
+    """Path of the built examples/cpp `classify` program."""
+    cmake = shutil.which("cmake")
+    if cmake is None:
+        pytest.skip("cmake is not installed")
+    if _cxx_compiler() is None:
+        pytest.skip("no C++ compiler (c++, g++ or clang++) found")
+    if not (EXAMPLE / "CMakeLists.txt").is_file():
+        pytest.skip(f"the example sources are not here ({EXAMPLE})")
+    work = tmp_path_factory.mktemp("cpp")
+    r = subprocess.run([sys.executable, "-m", "tfe", "--cmakedir"], capture_output=True,
+                       text=True)
+    tfe_dir = r.stdout.strip() if r.returncode == 0 else ""
+    if not tfe_dir:
+        # No installed library (a development build): install one from this source tree.
+        if not (ROOT / "CMakeLists.txt").is_file():
+            pytest.skip("tfe has no installed C++ library and the source tree is not here")
+        build, prefix = work / "lib-build", work / "prefix"
+        _run([cmake, "-S", ROOT, "-B", build, *_generator_args(), "-DTFE_CUDA=OFF",
+              "-DTFE_BUILD_PYTHON=OFF", "-DCMAKE_BUILD_TYPE=Release"])
+        _run([cmake, "--build", build, "--parallel", "2"])
+        _run([cmake, "--install", build, "--prefix", prefix])
+        tfe_dir = next(prefix.glob("lib*/cmake/tfe"))
+    build = work / "example"
+    _run([cmake, "-S", EXAMPLE, "-B", build, *_generator_args(), f"-Dtfe_DIR={tfe_dir}",
+          "-DCMAKE_BUILD_TYPE=Release"])
+    _run([cmake, "--build", build, "--parallel", "2"])
+    exe = build / "classify"
+    assert exe.is_file()
+    return exe
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """Model files trained by tfe-train (tiny synthetic run): identity (DeepID), emotion
+    (ResNet12) and joint (TFE)."""
+    from tfe.cli import train_main
+
+    out = tmp_path_factory.mktemp("run")
+    train_main(["--out", str(out), "--people", "4", "2", "2", "6", "--per-person", "2", "4",
+                "--epochs-identity", "1", "--epochs-emotion", "1", "--epochs-joint", "1",
+                "--seeds", "0", "--no-progress", "--no-controls"])
+    files = {k: out / "seed0" / f"{k}.safetensors" for k in ("identity", "emotion", "joint")}
+    assert all(f.is_file() for f in files.values())
+    return files
+
+
+@pytest.fixture(scope="module")
+def resnet18_file(tmp_path_factory):
+    """A ResNet18 model file with non-trivial batch-norm statistics."""
+    rng = np.random.default_rng(7)
+    m = models.resnet18(8)
+    state = {}
+    for k, v in m.state_dict().items():
+        v = np.array(v, copy=True)
+        if k.endswith("running_var"):
+            v = rng.uniform(0.5, 2.0, v.shape).astype(np.float32)
+        elif k.endswith("running_mean") or (k.endswith("bias") and v.ndim == 1):
+            v = rng.normal(0, 0.2, v.shape).astype(np.float32)
+        state[k] = v
+    m.load_state_dict(state)
+    norm = Normalizer.fit(rng.integers(0, 256, (16, 48, 48), dtype=np.uint8))
+    path = tmp_path_factory.mktemp("r18") / "resnet18.safetensors"
+    modelfile.save_model(path, m, norm, [f"class{i}" for i in range(8)])
+    return path
+
+
+def _write_pnm(path, img, ascii=False):
+    h, w = img.shape[:2]
+    color = img.ndim == 3
+    magic = {(False, False): b"P5", (True, False): b"P6", (False, True): b"P2",
+             (True, True): b"P3"}[(color, ascii)]
+    with open(path, "wb") as f:
+        f.write(magic + b"\n# written by test_cpp_library\n%d %d\n255\n" % (w, h))
+        if ascii:
+            f.write(" ".join(str(v) for v in img.reshape(-1)).encode() + b"\n")
+        else:
+            f.write(img.tobytes())
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory):
+    """(paths, arrays): gray and colour, binary and ASCII PNM, square, tall and wide, smaller
+    than, equal to and larger than the 48x48 input (both resampling branches)."""
+    rng = np.random.default_rng(3)
+    folder = tmp_path_factory.mktemp("images")
+    specs = [(48, 48, 1, False), (61, 37, 1, False), (150, 200, 3, False), (96, 96, 1, True),
+             (100, 130, 3, True), (20, 20, 3, False), (333, 251, 1, False), (1, 1, 1, False)]
+    paths, arrays = [], []
+    for i, (h, w, c, asc) in enumerate(specs):
+        y, x = np.mgrid[0:h, 0:w]
+        base = 128 + 60 * np.sin(x / 7.0) * np.cos(y / 5.0)
+        img = np.clip(base[..., None] + rng.normal(0, 25, (h, w, c)), 0, 255).astype(np.uint8)
+        img = img[..., 0] if c == 1 else img
+        path = folder / f"face{i}.{'pgm' if c == 1 else 'ppm'}"
+        _write_pnm(path, img, asc)
+        paths.append(path)
+        arrays.append(img)
+    return paths, arrays
+
+
+def _cpp_probabilities(exe, model, paths):
+    out = _run([exe, model, *paths]).stdout
+    rows = []
+    for line, path in zip(out.strip().split("\n"), paths):
+        fields = line.split("\t")
+        assert fields[0] == str(path)
+        rows.append([float(f.split("=", 1)[1]) for f in fields[1:-1]])
+    return np.array(rows)
+
+
+@pytest.mark.parametrize("which", ["identity", "emotion", "joint", "resnet18"])
+def test_probabilities_match_python(classify, trained, resnet18_file, images, which):
+    path = resnet18_file if which == "resnet18" else trained[which]
+    paths, arrays = images
+    lm = modelfile.LoadedModel(path)
+    size = lm.input_size[0]
+    expected = lm.probabilities(np.stack([resize_gray(a, size) for a in arrays]))
+    got = _cpp_probabilities(classify, path, paths)
+    assert got.shape == expected.shape
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-5)
+    # The labels printed are the model's, in its order.
+    first = _run([classify, path, paths[0]]).stdout.split("\t")[1:-1]
+    assert [f.split("=")[0] for f in first] == lm.classes
+
+
+@pytest.mark.parametrize("which", ["identity", "emotion", "joint"])
+def test_selftest_passes_in_cpp(classify, trained, which):
+    r = _run([classify, "--selftest", trained[which]])
+    assert r.stdout.startswith("selftest: ok"), r.stdout
+    diff = float(r.stdout.split()[-1])
+    assert diff <= 1e-4
+
+
+def test_threads_do_not_change_the_answer(classify, trained, images):
+    paths, _ = images
+    one = _cpp_probabilities(classify, trained["joint"], paths)
+    r = _run([classify, "--threads", "1", trained["joint"], *paths])
+    two = np.array([[float(f.split("=", 1)[1]) for f in line.split("\t")[1:-1]]
+                    for line in r.stdout.strip().split("\n")])
+    np.testing.assert_allclose(one, two, rtol=0, atol=1e-6)
+
+
+# ---- malformed model files ------------------------------------------------------------------
+
+def _split(data):
+    (n,) = struct.unpack("<Q", data[:8])
+    return json.loads(data[8:8 + n]), data[8 + n:]
+
+
+def _join(header, body, raw=None):
+    blob = raw if raw is not None else json.dumps(header, separators=(",", ":")).encode()
+    blob += b" " * (-len(blob) % 8)
+    return struct.pack("<Q", len(blob)) + blob + body
+
+
+def _edit(fn):
+    def make(data):
+        header, body = _split(data)
+        fn(header)
+        return _join(header, body)
+    return make
+
+
+def _meta(key, value):
+    def fn(h):
+        if value is None:
+            h["__metadata__"].pop(key)
+        else:
+            h["__metadata__"][key] = value
+    return _edit(fn)
+
+
+def _arch_edit(fn):
+    def edit(h):
+        a = json.loads(h["__metadata__"]["architecture"])
+        fn(a)
+        h["__metadata__"]["architecture"] = json.dumps(a)
+    return _edit(edit)
+
+
+def _raw_header(text):
+    def make(data):
+        _, body = _split(data)
+        return _join(None, body, raw=text)
+    return make
+
+
+def _first_tensor(h):
+    return next(k for k in h if k != "__metadata__")
+
+
+# (case id, mutation of the file bytes, expected status text, expected message fragment)
+MALFORMED = [
+    ("empty", lambda d: b"", "malformed model file", "truncated"),
+    ("four-bytes", lambda d: d[:4], "malformed model file", "truncated"),
+    ("cut-in-header", lambda d: d[:200], "malformed model file", "exceeds the file"),
+    ("cut-in-data", lambda d: d[:-1000], "malformed model file", "outside the data section"),
+    ("huge-header-length", lambda d: struct.pack("<Q", 1 << 62) + d[8:], "malformed model file",
+     "exceeds the limit"),
+    ("max-header-length", lambda d: b"\xff" * 8 + d[8:], "malformed model file",
+     "exceeds the limit"),
+    ("png-magic", lambda d: b"\x89PNG\r\n\x1a\n" + d[8:], "malformed model file",
+     "exceeds the limit"),
+    ("header-not-json", lambda d: d[:8] + b"x" + d[9:], "malformed model file", "invalid JSON"),
+    ("trailing-comma", _raw_header(b'{"__metadata__":{"format":"tfe-1"},}'),
+     "malformed model file", "invalid JSON"),
+    ("duplicate-key", _raw_header(b'{"__metadata__":{"format":"tfe-1","format":"tfe-1"}}'),
+     "malformed model file", "duplicate key"),
+    ("deep-nesting", _raw_header(b"[" * 100000 + b"]" * 100000), "malformed model file",
+     "nesting deeper"),
+    ("bad-utf8", _raw_header(b'{"\xff":1}'), "malformed model file", "UTF-8"),
+    ("header-is-array", _raw_header(b"[1, 2]"), "malformed model file",
+     "header is not a JSON object"),
+    ("no-metadata", _edit(lambda h: h.pop("__metadata__")), "malformed model file",
+     "not a tfe model file"),
+    ("other-format", _meta("format", "pt-1"), "malformed model file", "not a tfe model file"),
+    ("newer-version", _meta("format", "tfe-2"), "unsupported model file version", "tfe-2"),
+    ("metadata-not-string", _meta("format", 1), "malformed model file", "is not a string"),
+    ("no-architecture", _meta("architecture", None), "malformed model file",
+     'missing metadata "architecture"'),
+    ("architecture-bad-json", _meta("architecture", '{"name": "resnet12",'),
+     "malformed model file", "invalid JSON"),
+    ("architecture-unknown", _arch_edit(lambda a: a.update(name="vgg")), "unsupported model",
+     "unknown architecture"),
+    ("architecture-bad-blocks", _arch_edit(lambda a: a.update(blocks="many")),
+     "malformed model file", "blocks"),
+    ("architecture-wrong-blocks", _arch_edit(lambda a: a.update(blocks=[3, 3, 2])),
+     "malformed model file", "tensor 'blocks.2.conv1.weight' has shape"),
+    ("labels-mismatch", _edit(lambda h: h["__metadata__"].update(preprocessing=json.dumps(
+        {"input_size": [48, 48], "grayscale": True, "labels": ["a", "b"]}))),
+     "malformed model file", "labels"),
+    ("colour-model", _edit(lambda h: h["__metadata__"].update(preprocessing=json.dumps(
+        {"input_size": [48, 48], "grayscale": False, "labels": list("abcdefgh")}))),
+     "unsupported model", "grayscale"),
+    ("wrong-tensor-size", _edit(lambda h: h[_first_tensor(h)].update(shape=[3, 3])),
+     "malformed model file", "do not hold"),
+    ("wrong-tensor-shape", _edit(lambda h: h["stem_conv.weight"].update(shape=[16, 9])),
+     "malformed model file", "has shape"),
+    ("negative-dim", _edit(lambda h: h["stem_conv.weight"].update(shape=[-16, 1, 3, 3])),
+     "malformed model file", "non-negative integer"),
+    ("offsets-outside", _edit(lambda h: h["fc.bias"].update(data_offsets=[10**12, 10**12 + 32])),
+     "malformed model file", "outside the data section"),
+    ("offsets-reversed", _edit(lambda h: h["fc.bias"].update(
+        data_offsets=h["fc.bias"]["data_offsets"][::-1])), "malformed model file",
+     "outside the data section"),
+    ("unknown-dtype", _edit(lambda h: h["fc.bias"].update(dtype="F16")), "malformed model file",
+     "unsupported dtype"),
+    ("int-weights", _edit(lambda h: h["fc.bias"].update(dtype="I32")), "malformed model file",
+     "expected F32"),
+    ("missing-tensor", _edit(lambda h: h.pop("blocks.0.bn1.running_var")),
+     "malformed model file", "missing tensor 'blocks.0.bn1.running_var'"),
+    ("missing-selftest", _edit(lambda h: h.pop("selftest.logits")), "malformed model file",
+     "missing tensor 'selftest.logits'"),
+    ("unexpected-tensor", _edit(lambda h: h.update(extra={"dtype": "U8", "shape": [0],
+                                                          "data_offsets": [0, 0]})),
+     "malformed model file", "unexpected tensor 'extra'"),
+]
+
+
+@pytest.fixture(scope="module")
+def small_model(tmp_path_factory):
+    m = models.resnet12(8)
+    norm = Normalizer.fit(np.random.default_rng(0).integers(0, 256, (4, 48, 48), np.uint8))
+    path = tmp_path_factory.mktemp("small") / "resnet12.safetensors"
+    modelfile.save_model(path, m, norm, list("abcdefgh"))
+    return path
+
+
+def _load_only(exe, path):
+    """Runs `classify --selftest` on a model file; returns (returncode, stderr)."""
+    r = subprocess.run([exe, "--selftest", path], capture_output=True, text=True, timeout=60)
+    return r.returncode, r.stderr
+
+
+@pytest.mark.parametrize("case,mutate,status,fragment", MALFORMED, ids=[m[0] for m in MALFORMED])
+def test_malformed_files_fail_cleanly(classify, small_model, tmp_path, case, mutate, status,
+                                      fragment):
+    bad = tmp_path / f"{case}.safetensors"
+    bad.write_bytes(mutate(small_model.read_bytes()))
+    code, err = _load_only(classify, bad)
+    assert code == 2, f"exit {code} (negative = killed by a signal); stderr: {err}"
+    assert status in err and fragment in err, err
+
+
+def test_missing_file_is_an_io_error(classify, tmp_path):
+    code, err = _load_only(classify, tmp_path / "nope.safetensors")
+    assert code == 2 and "cannot read the file" in err and "cannot open" in err, err
+
+
+def test_good_file_loads_and_wrong_logits_fail_the_selftest(classify, small_model, tmp_path):
+    assert _load_only(classify, small_model)[0] == 0
+    header, body = _split(small_model.read_bytes())
+    begin, end = header["selftest.logits"]["data_offsets"]
+    logits = np.frombuffer(body[begin:end], np.float32) + 1.0
+    body = body[:begin] + logits.astype("<f4").tobytes() + body[end:]
+    bad = tmp_path / "wrong-logits.safetensors"
+    bad.write_bytes(_join(header, body))
+    code, err = _load_only(classify, bad)
+    assert code == 4 and "self-test" in err, err
+
+
+def test_random_corruption_never_crashes(classify, small_model, tmp_path):
+    """Byte flips in the header and cuts at random places: a status, never a signal."""
+    rng = np.random.default_rng(11)
+    data = small_model.read_bytes()
+    (n,) = struct.unpack("<Q", data[:8])
+    for i in range(40):
+        d = bytearray(data)
+        if i % 4 == 3:
+            d = d[: int(rng.integers(0, len(d)))]
+        else:
+            for pos in rng.integers(0, 8 + n, int(rng.integers(1, 6))):
+                d[pos] = int(rng.integers(0, 256))
+        bad = tmp_path / f"fuzz{i}.safetensors"
+        bad.write_bytes(bytes(d))
+        code, err = _load_only(classify, bad)
+        assert code in (0, 2, 4), f"case {i}: exit {code}; stderr: {err}"
+        if code == 2:
+            assert "error:" in err
