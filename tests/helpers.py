@@ -1,10 +1,13 @@
-"""Shared helpers of the native-vs-reference op tests (test_<op>.py).
+"""Shared test helpers: native-vs-reference comparisons (test_<op>.py) and the lookup of
+the real data copies (skipped with a reason when absent).
 
 Inputs are float32 with magnitudes that keep every output O(1) (weights scaled like He
 initialisation, upstream gradients like those of a batch-mean loss), so one absolute +
 relative tolerance per op (tests/tolerances.py) fits every shape of that op.
 """
 import contextlib
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -133,3 +136,20 @@ sys.exit(f"no error: {expr} returned shape {shape}, nbytes {nbytes}")
 def assert_fails_cleanly(op, expr):
     r = run_child(MUST_FAIL_CHILD, op, expr, timeout=120)
     assert r.returncode == 0, f"{expr}: exit code {r.returncode}\n{r.stdout}\n{r.stderr[-2000:]}"
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def real_data(name):
+    """Path of a real data copy, or skip: $TFE_DATA_DIR, else ../shared/data from the repo."""
+    base = os.environ.get("TFE_DATA_DIR") or str(REPO.parent / "shared" / "data")
+    path = Path(base) / name
+    if not path.is_dir():
+        pytest.skip(f"real data {name!r} not found under {base} (set TFE_DATA_DIR to the "
+                    "folder holding the data copies)")
+    return path
+
+
+def quiet(_msg):
+    """A log function that drops loader messages (tests check results, not logs)."""

@@ -7,31 +7,17 @@ used only by the last tests, which skip without them.
 """
 
 import os
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from helpers import quiet, real_data
 from tfe.data.ckplus import (central_crop, detect_layout, frames_description, load_ckplus,
                              read_emotion_file)
 from tfe.data.folders import EXPRESSIONS, BadImage
 
-REPO = Path(__file__).resolve().parents[1]
 
-
-def real_data(name):
-    """Path of a real data copy, or skip: $TFE_DATA_DIR, else ../shared/data from the repo."""
-    base = os.environ.get("TFE_DATA_DIR") or str(REPO.parent / "shared" / "data")
-    path = Path(base) / name
-    if not path.is_dir():
-        pytest.skip(f"real data {name!r} not found under {base} (set TFE_DATA_DIR to the "
-                    "folder holding the data copies)")
-    return path
-
-
-def quiet(_msg):
-    pass
 
 
 def frame(value, rgb=False):

@@ -6,27 +6,15 @@ are about the crop and alignment logic around the Haar cascade, not the cascade)
 ORL copy under $TFE_DATA_DIR or ../shared/data adds one check on real faces.
 """
 
-import os
 import sys
 import types
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from helpers import real_data
 from tfe.data import faces
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-def real_data(name):
-    """Path of a real data copy, or skip: $TFE_DATA_DIR, else ../shared/data from the repo."""
-    base = os.environ.get("TFE_DATA_DIR") or str(REPO.parent / "shared" / "data")
-    path = Path(base) / name
-    if not path.is_dir():
-        pytest.skip(f"real data {name!r} not found under {base} (set TFE_DATA_DIR to the "
-                    "folder holding the data copies)")
-    return path
 
 
 @pytest.fixture

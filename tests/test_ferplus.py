@@ -5,31 +5,16 @@ The real copy under $TFE_DATA_DIR or ../shared/data is used only by the last tes
 skip without it.
 """
 
-import os
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from helpers import quiet, real_data
 from tfe.data.folders import BadImage
 from tfe.data.ferplus import CLASSES, ferplus_targets, load_ferplus, read_label_csv
 
-REPO = Path(__file__).resolve().parents[1]
 
-
-def real_data(name):
-    """Path of a real data copy, or skip: $TFE_DATA_DIR, else ../shared/data from the repo."""
-    base = os.environ.get("TFE_DATA_DIR") or str(REPO.parent / "shared" / "data")
-    path = Path(base) / name
-    if not path.is_dir():
-        pytest.skip(f"real data {name!r} not found under {base} (set TFE_DATA_DIR to the "
-                    "folder holding the data copies)")
-    return path
-
-
-def quiet(_msg):
-    pass
 
 
 # Vote rows (neutral, happiness, surprise, sadness, anger, disgust, fear, contempt, unknown,

@@ -5,28 +5,16 @@ folder-per-person identity sets in several image formats). The real copies under
 $TFE_DATA_DIR or ../shared/data are used only by the last tests, which skip without them.
 """
 
-import os
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from helpers import quiet, real_data
 from tfe.data.folders import (BadImage, EXPRESSIONS, ckplus_subject, load_class_folders,
                               load_person_folders, read_image)
 from tfe.data.folds import fold_list, hash_of, make_folds
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-def real_data(name):
-    """Path of a real data copy, or skip: $TFE_DATA_DIR, else ../shared/data from the repo."""
-    base = os.environ.get("TFE_DATA_DIR") or str(REPO.parent / "shared" / "data")
-    path = Path(base) / name
-    if not path.is_dir():
-        pytest.skip(f"real data {name!r} not found under {base} (set TFE_DATA_DIR to the "
-                    "folder holding the data copies)")
-    return path
 
 
 def _img(rng, h=60, w=50, rgb=False):
@@ -58,9 +46,6 @@ def make_people(root, rng, formats=("png", "jpg", "pgm", "gif"), people=3, per_p
                 im = im.convert("P")
             im.save(d / f"{p}_{i:04d}.{fmt}")
 
-
-def quiet(_msg):
-    pass
 
 
 # --- class folders ------------------------------------------------------------------------

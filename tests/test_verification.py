@@ -5,27 +5,15 @@ Fixtures: a small ImageSet built in memory and a pairs.txt written in tmp_path; 
 ORL copy under $TFE_DATA_DIR or ../shared/data is used by the last test only.
 """
 
-import os
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from helpers import real_data
 from tfe.data.imageset import ImageSet
 from tfe.data.verification import (Pairs, generate_pairs, read_pairs, verification_accuracy,
                                    write_pairs)
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-def real_data(name):
-    """Path of a real data copy, or skip: $TFE_DATA_DIR, else ../shared/data from the repo."""
-    base = os.environ.get("TFE_DATA_DIR") or str(REPO.parent / "shared" / "data")
-    path = Path(base) / name
-    if not path.is_dir():
-        pytest.skip(f"real data {name!r} not found under {base} (set TFE_DATA_DIR to the "
-                    "folder holding the data copies)")
-    return path
 
 
 def identity_set(people=30, per_person=6, root="faces"):
