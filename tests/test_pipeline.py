@@ -163,10 +163,11 @@ def test_real_dataset_path_with_subject_folds(tmp_path):
     assert proto["fold_hash"] == hash_of(folds)
 
 
-def test_real_dataset_needs_identity_data(tmp_path):
-    with pytest.raises(SystemExit, match=r"--identity-dir"):
-        cli.train_main(["--dataset", "ckplus", "--data-dir", str(tmp_path), "--out",
-                        str(tmp_path / "o")])
+def test_real_dataset_argument_errors(tmp_path):
+    with pytest.raises(SystemExit, match=r"--dataset ckplus needs --data-dir"):
+        cli.train_main(["--dataset", "ckplus", "--out", str(tmp_path / "o")])
+    with pytest.raises(SystemExit, match=r"need a real data set"):
+        cli.train_main(["--data-dir", str(tmp_path), "--out", str(tmp_path / "o")])
     with pytest.raises(SystemExit, match=r"no person folders inside"):
         cli.train_main(["--dataset", "ckplus", "--data-dir", str(tmp_path), "--identity-dir",
                         str(tmp_path), "--out", str(tmp_path / "o")])
@@ -182,7 +183,7 @@ def test_ferplus_path_without_a_test_split(tmp_path, capsys):
     """FERPlus folders with train and validation only (as here: PrivateTest held back):
     selection on validation, no test figure invented."""
     rng = np.random.default_rng(1)
-    root, ids = tmp_path / "fer", tmp_path / "ids"
+    root = tmp_path / "fer"
     for split, n in (("FER2013Train", 24), ("FER2013Valid", 8)):
         rows = []
         for i in range(n):
@@ -193,12 +194,9 @@ def test_ferplus_path_without_a_test_split(tmp_path, capsys):
             votes[(i + 1) % 8] = 2
             rows.append(f'{name},"(0, 0, 48, 48)",' + ",".join(map(str, votes)))
         (root / split / "label.csv").write_text("\n".join(rows) + "\n")
-    for person in range(3):
-        for i in range(3):
-            _write_png(ids / f"p{person}" / f"{i}.png", rng)
-    out = tmp_path / "out"
-    assert cli.train_main(["--dataset", "ferplus", "--data-dir", str(root), "--identity-dir",
-                           str(ids), "--out", str(out), "--epochs-identity", "1",
+    out = tmp_path / "out"  # no --identity-dir: the built-in synthetic identity set
+    assert cli.train_main(["--dataset", "ferplus", "--data-dir", str(root),
+                           "--out", str(out), "--epochs-identity", "1",
                            "--epochs-emotion", "1", "--epochs-joint", "1", "--batch-size", "8",
                            "--no-progress", "--no-controls"]) == 0
     doc = json.loads((out / "results.json").read_text())
@@ -207,3 +205,5 @@ def test_ferplus_path_without_a_test_split(tmp_path, capsys):
     assert doc["baseline"] is None and doc["tfe_jl"] is None  # no PrivateTest: null
     assert doc["validation_only"]["tfe_jl_val_acc"] is not None
     assert doc["protocol"]["splits"]["test"] is None
+    assert doc["protocol"]["identity_data"][0].startswith("synthetic:")
+    assert "SYNTHETIC identity set" in capsys.readouterr().out

@@ -32,8 +32,8 @@ def _train_parser():
                    choices=["majority", "probability", "crossentropy"],
                    help="ferplus: training targets from the crowd votes (default majority)")
     p.add_argument("--identity-dir", nargs="+", metavar="DIR",
-                   help="folder-per-person identity data for DeepID (several combine), "
-                   "required for real data sets")
+                   help="folder-per-person identity data for DeepID (several combine); "
+                   "real data sets without it use the built-in synthetic identity set")
     p.add_argument("--folds", type=int, default=10, help="k of the k-fold protocol (default 10)")
     p.add_argument("--max-folds", type=int, default=None,
                    help="run only the first N folds (the results say how many ran)")
@@ -132,6 +132,9 @@ def train_main(argv=None):
     protocol = _protocol(args)
     if args.dataset != "synthetic":
         return _real_main(args, protocol)
+    if args.data_dir or args.identity_dir:
+        raise SystemExit("tfe-train: error: --data-dir/--identity-dir need a real data set: "
+                         "--dataset ckplus or ferplus")
     os.makedirs(args.out, exist_ok=True)
     start = time.time()
     per_seed, descriptions, classes, identity_people = [], [], None, 0
@@ -168,13 +171,10 @@ def _real_main(args, protocol):
 
     if not args.data_dir:
         raise SystemExit(f"tfe-train: error: --dataset {args.dataset} needs --data-dir")
-    if not args.identity_dir:
-        raise SystemExit("tfe-train: error: real data sets need identity data: "
-                         "--identity-dir DIR [DIR ...] (folder per person)")
     if args.folds < 3:
         raise SystemExit("tfe-train: error: --folds must be >= 3")
     try:
-        identity_set = load_person_folders(args.identity_dir)
+        identity_set = _identity_data(args, load_person_folders)
         if args.dataset == "ferplus":
             return _ferplus_main(args, protocol, identity_set)
         data = load_ckplus(args.data_dir)
@@ -210,7 +210,7 @@ def _real_main(args, protocol):
     doc = results_document(per_fold, protocol, synthetic=False, classes=data.classes,
                            frames=frames_description(args.data_dir), fold_kind=kind,
                            fold_hash_value=hash_of(description),
-                           identity_data=[os.path.abspath(d) for d in args.identity_dir],
+                           identity_data=_identity_description(args, identity_set),
                            wall_total=time.time() - start)
     doc["protocol"]["folds"] = args.folds
     doc["protocol"]["folds_run"] = len(per_fold)
@@ -221,6 +221,26 @@ def _real_main(args, protocol):
     _write_outputs(args.out, doc, per_fold, data.classes)
     print(format_table(doc))
     return 0
+
+
+def _identity_data(args, load_person_folders):
+    """The folder-per-person sets given with --identity-dir, else the built-in synthetic
+    identity set (said plainly, and recorded as such in results.json)."""
+    if args.identity_dir:
+        return load_person_folders(args.identity_dir)
+    from .data.synthetic import SyntheticFaces
+
+    people = 100
+    print(f"no --identity-dir given: DeepID is pre-trained on the built-in SYNTHETIC identity "
+          f"set ({people} people x 30 images); give folder-per-person face sets for real "
+          "identity features", flush=True)
+    return SyntheticFaces(seed=1_000_003).identity_set(people, 30)
+
+
+def _identity_description(args, identity_set):
+    if args.identity_dir:
+        return [os.path.abspath(d) for d in args.identity_dir]
+    return [f"synthetic:{identity_set.num_classes} people (built-in generator)"]
 
 
 def _ferplus_main(args, protocol, identity_set):
@@ -251,7 +271,7 @@ def _ferplus_main(args, protocol, identity_set):
     doc = results_document([run], protocol, synthetic=False, classes=splits["train"].classes,
                            frames=f"FER2013 48x48, FERPlus votes, {args.label_mode} labels",
                            fold_kind="split", fold_hash_value=hash_of(names),
-                           identity_data=[os.path.abspath(d) for d in args.identity_dir],
+                           identity_data=_identity_description(args, identity_set),
                            wall_total=time.time() - start)
     doc["protocol"]["splits"] = {"train": "FER2013Train", "validation": "FER2013Valid "
                                  "(PublicTest)", "test": "FER2013Test (PrivateTest)"
