@@ -412,6 +412,23 @@ thread_local Scratch tls_xph, tls_yext, tls_dyext, tls_dyph, tls_dxext, tls_dcol
 thread_local Scratch tls_wpack, tls_wtpack, tls_wt, tls_part, tls_sh_x, tls_sh_y, tls_sh_dy;
 thread_local std::vector<float> tls_wtmp;
 
+// One group of `gact` images on the calling thread: copy src into the padded/phase layout,
+// then either write output rows straight into dst (rows mode) or compute the extended tiles
+// and compact them. Serves the forward (x -> y) and the stride-1 dx (dy -> dx) alike.
+void group_conv(const KernelInfo& kr, const Implicit& g, const float* src, int gact,
+                const float* wp, int M, const float* bias, float* dst, bool rows,
+                Scratch& phase, Scratch& ext, long ext_size) {
+  float* ph = phase.get(g.buf);
+  fill_phase(g, src, gact, ph);
+  if (rows) {
+    row_tiles_run(kr, g, ph, wp, M, bias, dst, 0, row_tiles(g, kr.nr));
+  } else {
+    float* e = ext.get(ext_size);
+    implicit_tiles(kr, g, ph, wp, M, e, 0, g.ntile(gact, kr.nr));
+    compact(g, e, bias, M, gact, dst, 0, M);
+  }
+}
+
 float* packed_weights(const KernelInfo& kr, const float* w, int K, int T) {
   float* wp = tls_wpack.get((long)round_up(K, kr.mr) * T);
   detail::pack_a(kr, false, K, T, 1.0f, w, T, wp);
@@ -437,15 +454,8 @@ void conv2d_forward(float* y, const float* x, const float* w, const float* b, in
 #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
     for (int gi = 0; gi < ngroups; ++gi) {
       const int n0 = gi * G, gact = std::min(G, N - n0);
-      float* xph = tls_xph.get(g.buf);
-      fill_phase(g, x + n0 * xs, gact, xph);
-      if (rows) {
-        row_tiles_run(kr, g, xph, wp, K, b, y + n0 * ys, 0, row_tiles(g, kr.nr));
-      } else {
-        float* yext = tls_yext.get(yext_size);
-        implicit_tiles(kr, g, xph, wp, K, yext, 0, g.ntile(gact, kr.nr));
-        compact(g, yext, b, K, gact, y + n0 * ys, 0, K);
-      }
+      group_conv(kr, g, x + n0 * xs, gact, wp, K, b, y + n0 * ys, rows, tls_xph, tls_yext,
+                 yext_size);
     }
     return;
   }
@@ -537,15 +547,8 @@ void conv2d_backward(float* dx, float* dw, float* db, const float* dy, const flo
             for (int i = 0; i < K; ++i) pb[i] += sum_lanes(dyn + n * ys + (long)i * P, P);
         }
         if (dx_implicit) {
-          float* dyph = tls_dyph.get(gd.buf);
-          fill_phase(gd, dyn, gact, dyph);
-          if (dx_rows) {
-            row_tiles_run(kr, gd, dyph, wtp, C, nullptr, dx + n0 * xs, 0, row_tiles(gd, kr.nr));
-          } else {
-            float* dxext = tls_dxext.get(dxext_size);
-            implicit_tiles(kr, gd, dyph, wtp, C, dxext, 0, gd.ntile(gact, kr.nr));
-            compact(gd, dxext, nullptr, C, gact, dx + n0 * xs, 0, C);
-          }
+          group_conv(kr, gd, dyn, gact, wtp, C, nullptr, dx + n0 * xs, dx_rows, tls_dyph,
+                     tls_dxext, dxext_size);
         } else if (dx_strided) {
           strided_dx_group(kr, sd, sdw, C, H, W, stride, dyn, gact, dx + n0 * xs,
                            tls_dyph.get(sd.buf), tls_dxext.get(dxext_size));

@@ -122,6 +122,15 @@ def _process_plain(votes, mode):
     return emotion if emotion.sum() > 0 else None
 
 
+def _check_modes(label_mode, vote_rule):
+    if label_mode not in LABEL_MODES:
+        raise ValueError(f"label_mode: expected one of {', '.join(LABEL_MODES)}, got "
+                         f"{label_mode!r}")
+    if vote_rule not in VOTE_RULES:
+        raise ValueError(f"vote_rule: expected one of {', '.join(VOTE_RULES)}, got "
+                         f"{vote_rule!r}")
+
+
 def ferplus_targets(votes, label_mode="majority", vote_rule="ferplus"):
     """Apply a label rule to vote counts.
 
@@ -131,12 +140,7 @@ def ferplus_targets(votes, label_mode="majority", vote_rule="ferplus"):
         (keep bool [N], labels int64 [N_kept], soft float32 [N_kept, 8]): the images kept,
         their class (argmax, first on ties) and their target distribution over CLASSES.
     """
-    if label_mode not in LABEL_MODES:
-        raise ValueError(f"label_mode: expected one of {', '.join(LABEL_MODES)}, got "
-                         f"{label_mode!r}")
-    if vote_rule not in VOTE_RULES:
-        raise ValueError(f"vote_rule: expected one of {', '.join(VOTE_RULES)}, got "
-                         f"{vote_rule!r}")
+    _check_modes(label_mode, vote_rule)
     votes = np.asarray(votes)
     if votes.ndim != 2 or votes.shape[1] != len(VOTE_COLUMNS):
         raise ValueError(f"votes: expected [N, {len(VOTE_COLUMNS)}], got {votes.shape}")
@@ -383,12 +387,7 @@ def load_ferplus(root, label_mode="majority", size=48, log=print, vote_rule="fer
     Subjects are image names: FER has no person ids, so folds over it are image-level.
     """
     root = os.fspath(root)
-    if label_mode not in LABEL_MODES:
-        raise ValueError(f"label_mode: expected one of {', '.join(LABEL_MODES)}, got "
-                         f"{label_mode!r}")
-    if vote_rule not in VOTE_RULES:
-        raise ValueError(f"vote_rule: expected one of {', '.join(VOTE_RULES)}, got "
-                         f"{vote_rule!r}")
+    _check_modes(label_mode, vote_rule)
     unknown = [s for s in splits if s not in SPLITS]
     if unknown:
         raise ValueError(f"splits: unknown {unknown} (expected some of {', '.join(SPLITS)})")
