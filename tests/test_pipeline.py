@@ -207,3 +207,23 @@ def test_ferplus_path_without_a_test_split(tmp_path, capsys):
     assert doc["protocol"]["splits"]["test"] is None
     assert doc["protocol"]["identity_data"][0].startswith("synthetic:")
     assert "SYNTHETIC identity set" in capsys.readouterr().out
+
+
+def test_verification_uses_people_unseen_in_training():
+    import tfe.random
+    from tfe import models
+    from tfe.data import Normalizer
+    from tfe.data.synthetic import SyntheticFaces
+    from tfe.pipeline import split_verification_people, verification_score
+
+    ids = SyntheticFaces(seed=3).identity_set(20, 6)
+    train, held = split_verification_people(ids, seed=0)
+    assert held is not None and len(np.unique(held.labels)) == 8
+    assert not set(train.subjects) & set(held.subjects)
+    assert train.num_classes == 12 and train.labels.max() == 11  # renumbered
+    tfe.random.manual_seed(0)
+    deepid = models.DeepID(train.num_classes)
+    acc, std = verification_score(deepid, held, Normalizer.fit(train.images), seed=0)
+    assert 0 <= acc <= 100 and std >= 0
+    few = SyntheticFaces(seed=3).identity_set(6, 4)
+    assert split_verification_people(few, seed=0) == (few, None)

@@ -344,7 +344,11 @@ def format_table(doc) -> str:
                      f"{v['baseline_val_acc']:.2f} %, TFE-JL {v['tfe_jl_val_acc']:.2f} %")
     ident = doc["identity"]
     if ident.get("val_acc") is not None:
-        lines.append(f"identity net (DeepID) validation accuracy: {ident['val_acc']:.1f} %")
+        line = f"identity net (DeepID) validation accuracy: {ident['val_acc']:.1f} %"
+        if ident.get("verification_acc") is not None:
+            line += (f"; face verification on held-out people (cosine, LFW protocol): "
+                     f"{ident['verification_acc']:.1f} %")
+        lines.append(line)
     paper = PAPER.get(proto["dataset"])
     if paper:
         lines.append(f"paper ({proto['dataset']}): {paper[0]} {paper[1]:.2f} %, "

@@ -24,9 +24,10 @@ import numpy as np
 
 from . import __version__, models, optim
 from . import random as tfe_random
-from .data import Augmenter, Normalizer
+from .data import Augmenter, ImageSet, Normalizer
+from .data.verification import generate_pairs, verification_accuracy
 from .modelfile import save_model
-from .train import train_stage
+from .train import batched_forward, train_stage
 
 
 @dataclass
@@ -76,13 +77,54 @@ def _stage_args(protocol, seed, out_dir, progress, resume, label, log, extra=Non
                 log=lambda msg: log(prefix + msg))
 
 
+def split_verification_people(identity_set, seed, fraction=0.15, min_people=8):
+    """People held out of DeepID training to measure face verification on unseen faces
+    (as LFW's people are unseen by a CASIA-trained DeepID). Returns (training set with
+    labels renumbered, held-out set or None when there are too few people)."""
+    people = np.unique(identity_set.labels)
+    n = max(min_people, int(round(fraction * len(people))))
+    if len(people) < 2 * n:
+        return identity_set, None
+    held = np.random.default_rng(seed).choice(people, n, replace=False)
+    is_held = np.isin(identity_set.labels, held)
+    keep = identity_set.subset(~is_held)
+    kept_people = np.unique(keep.labels)
+    remap = np.full(len(identity_set.classes), -1)
+    remap[kept_people] = np.arange(len(kept_people))
+    names = [identity_set.classes[i] for i in kept_people]
+    train = ImageSet(keep.images, remap[keep.labels], names, keep.subjects,
+                     name=identity_set.name, synthetic=identity_set.synthetic)
+    return train, identity_set.subset(is_held)
+
+
+def verification_score(deepid, held_out, normalizer, seed, log=print):
+    """LFW-protocol accuracy (mean, std %) of cosine similarity on DeepID features of the
+    held-out people: same/different pairs, each person in one fold, threshold chosen on the
+    other folds."""
+    folds = min(10, len(np.unique(held_out.labels)) // 2)
+    pairs = None
+    for per_fold in (300, 100, 30, 10, 3):
+        try:
+            pairs = generate_pairs(held_out, folds=folds, per_fold=per_fold, seed=seed)
+            break
+        except ValueError:
+            continue
+    if pairs is None:
+        log("identity: too few held-out images for verification pairs; not measured")
+        return None, None
+    features = batched_forward(deepid.features, held_out.images, normalizer)
+    return verification_accuracy(features, pairs)
+
+
 def train_identity(identity_set, protocol: Protocol, seed: int, out_dir: str, progress=True,
                    log=print, resume=True, label=""):
-    """Stage 1: DeepID on a folder-per-person set; one image per person validates.
+    """Stage 1: DeepID on a folder-per-person set; one image per person validates, and
+    some people are held out entirely for a face-verification score.
     Returns a dict with the trained weights ("state"), its size and its summary."""
     os.makedirs(out_dir, exist_ok=True)
     p = protocol
     tfe_random.manual_seed(seed)
+    identity_set, held_out = split_verification_people(identity_set, seed)
     id_train, id_val = split_identity_validation(identity_set, seed)
     id_norm = Normalizer.fit(id_train.images)
     deepid = models.DeepID(identity_set.num_classes, seed=seed)
@@ -94,8 +136,13 @@ def train_identity(identity_set, protocol: Protocol, seed: int, out_dir: str, pr
                       augmenter=Augmenter(seed=seed) if p.augment else None,
                       save_model=lambda path, m: save_model(path, m, id_norm, id_train.classes),
                       **args)
+    verification, verification_std = (None, None) if held_out is None else \
+        verification_score(deepid, held_out, id_norm, seed, log)
     return {"state": deepid.state_dict(), "num_identities": identity_set.num_classes,
-            "summary": {"model": "deepid", "val_acc": res.val_acc, "verification_acc": None,
+            "summary": {"model": "deepid", "val_acc": res.val_acc,
+                        "verification_acc": verification, "verification_std": verification_std,
+                        "verification_people": 0 if held_out is None else
+                        len(np.unique(held_out.labels)),
                         "best_epoch": res.best_epoch, "history": res.history},
             "wall_s": res.wall_s}
 
@@ -249,7 +296,7 @@ def results_document(per_split, protocol: Protocol, *, synthetic, classes, frame
         "controls": controls,
         "identity": {"model": "deepid",
                      "val_acc": _mean([i["val_acc"] for i in ident]),
-                     "verification_acc": None},
+                     "verification_acc": _mean([i.get("verification_acc") for i in ident])},
         "wall_s": {"identity": stage_wall("identity"), "emotion": stage_wall("emotion"),
                    "joint": stage_wall("joint"), "controls": stage_wall("controls"),
                    "total": wall_total},

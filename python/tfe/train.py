@@ -33,17 +33,24 @@ class StageResult:
     test_predictions: np.ndarray | None = None
 
 
-def predict_logits(model, images, normalizer, batch_size=256):
-    """Logits [N, K] for uint8 images [N, H, W], in evaluation mode, without a graph."""
+def batched_forward(fn, images, normalizer, batch_size=256):
+    """``fn`` (a model or one of its bound methods) on uint8 images [N, H, W] in batches,
+    in evaluation mode and without a graph; returns the stacked outputs [N, ...]."""
+    model = getattr(fn, "__self__", fn)
     was_training = model.training
     model.eval()
     out = []
     with no_grad():
         for i in range(0, len(images), batch_size):
             x = normalizer.apply(images[i:i + batch_size])
-            out.append(np.array(model(Tensor(x)).data, copy=True))
+            out.append(np.array(fn(Tensor(x)).data, copy=True))
     model.train(was_training)
     return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
+
+
+def predict_logits(model, images, normalizer, batch_size=256):
+    """Logits [N, K] for uint8 images [N, H, W], in evaluation mode, without a graph."""
+    return batched_forward(model, images, normalizer, batch_size)
 
 
 def evaluate(model, imageset, normalizer, batch_size=256):
