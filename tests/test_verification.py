@@ -125,6 +125,21 @@ def test_generate_pairs_balanced_disjoint_distinct():
     assert np.array_equal(again.first, pairs.first) and np.array_equal(again.second, pairs.second)
 
 
+def test_generate_pairs_mixed_sizes_every_fold_has_two_people():
+    # Five people with many images and seven with few (as when ORL and Yale B people are
+    # held out together): dealing by same-pair capacity alone left the big people alone in
+    # their folds, with no different-person pairs.
+    sizes = [65, 60, 63, 64, 64] + [10] * 7
+    labels = np.concatenate([np.full(n, i) for i, n in enumerate(sizes)])
+    names = [f"p{i}" for i in range(len(sizes))]
+    data = ImageSet(np.zeros((len(labels), 4, 4), np.uint8), labels, names,
+                    np.array(names)[labels])
+    pairs = generate_pairs(data, folds=6, per_fold=30, seed=0)
+    for f in range(6):
+        in_fold = pairs.fold == f
+        assert pairs.same[in_fold].sum() == 30 and (~pairs.same[in_fold]).sum() == 30
+
+
 def test_generate_pairs_too_many():
     with pytest.raises(ValueError, match="at most 45 distinct same-person pairs"):
         generate_pairs(identity_set(people=30, per_person=6), folds=10, per_fold=300)

@@ -199,12 +199,15 @@ def generate_pairs(identity_set, folds=10, per_fold=300, seed=0) -> Pairs:
                          "(at least 2 per fold for different-person pairs)")
     images = {int(c): np.flatnonzero(labels == c) for c in people}
     # Deal people so that folds have similar numbers of same-person pairs: people with the
-    # most images first, each to the fold with the fewest possible pairs so far.
+    # most images first, each to the fold with the fewest possible pairs so far, except
+    # that every fold gets two people before any gets a third (a one-person fold has no
+    # different-person pairs, whatever its same-person capacity).
     order = sorted(people.tolist(), key=lambda c: (-len(images[c]), rng.random()))
     fold_people = [[] for _ in range(folds)]
     capacity = np.zeros(folds)
     for c in order:
-        f = int(np.argmin(capacity + 1e-9 * np.array([len(p) for p in fold_people])))
+        f = min(range(folds), key=lambda k: (len(fold_people[k]) >= 2, capacity[k],
+                                             len(fold_people[k])))
         fold_people[f].append(c)
         n = len(images[c])
         capacity[f] += n * (n - 1) // 2
