@@ -49,16 +49,13 @@ def _generator_args():
 
 
 @pytest.fixture(scope="module")
-def classify(tmp_path_factory):
-    """Path of the built examples/cpp `classify` program."""
+def tfe_cmake_dir(tmp_path_factory):
+    """The tfe CMake package folder: the installed one, or one installed from this tree."""
     cmake = shutil.which("cmake")
     if cmake is None:
         pytest.skip("cmake is not installed")
     if _cxx_compiler() is None:
         pytest.skip("no C++ compiler (c++, g++ or clang++) found")
-    if not (EXAMPLE / "CMakeLists.txt").is_file():
-        pytest.skip(f"the example sources are not here ({EXAMPLE})")
-    work = tmp_path_factory.mktemp("cpp")
     r = subprocess.run([sys.executable, "-m", "tfe", "--cmakedir"], capture_output=True,
                        text=True)
     tfe_dir = r.stdout.strip() if r.returncode == 0 else ""
@@ -66,12 +63,24 @@ def classify(tmp_path_factory):
         # No installed library (a development build): install one from this source tree.
         if not (ROOT / "CMakeLists.txt").is_file():
             pytest.skip("tfe has no installed C++ library and the source tree is not here")
+        work = tmp_path_factory.mktemp("lib")
         build, prefix = work / "lib-build", work / "prefix"
         _run([cmake, "-S", ROOT, "-B", build, *_generator_args(), "-DTFE_CUDA=OFF",
               "-DTFE_BUILD_PYTHON=OFF", "-DCMAKE_BUILD_TYPE=Release"])
         _run([cmake, "--build", build, "--parallel", "2"])
         _run([cmake, "--install", build, "--prefix", prefix])
         tfe_dir = next(prefix.glob("lib*/cmake/tfe"))
+    return Path(tfe_dir)
+
+
+@pytest.fixture(scope="module")
+def classify(tmp_path_factory, tfe_cmake_dir):
+    """Path of the built examples/cpp `classify` program."""
+    cmake = shutil.which("cmake")
+    if not (EXAMPLE / "CMakeLists.txt").is_file():
+        pytest.skip(f"the example sources are not here ({EXAMPLE})")
+    work = tmp_path_factory.mktemp("cpp")
+    tfe_dir = tfe_cmake_dir
     build = work / "example"
     _run([cmake, "-S", EXAMPLE, "-B", build, *_generator_args(), f"-Dtfe_DIR={tfe_dir}",
           "-DCMAKE_BUILD_TYPE=Release"])
@@ -369,3 +378,222 @@ def test_random_corruption_never_crashes(classify, small_model, tmp_path):
         assert code in (0, 2, 4), f"case {i}: exit {code}; stderr: {err}"
         if code == 2:
             assert "error:" in err
+
+
+# ---- folded inference (batch norm folded into the convolutions, fused epilogues) -------------
+
+def _calibrated(model, seed):
+    """Random BN affine parameters, then running statistics = the batch statistics of one
+    training-mode pass (momentum 1): every BN really normalises its input, as after
+    training, so folding errors are not hidden by near-identity batch norms."""
+    from tfe.function import no_grad
+    from tfe.tensor import Tensor
+
+    rng = np.random.default_rng(seed)
+    state = {}
+    for k, v in model.state_dict().items():
+        v = np.array(v, copy=True)
+        leaf = k.rsplit(".", 1)[-1]
+        if "bn" in k and leaf in ("weight", "bn_weight"):
+            v = rng.uniform(0.5, 1.5, v.shape).astype(np.float32)
+        elif "bn" in k and leaf in ("bias", "bn_bias"):
+            v = rng.normal(0, 0.3, v.shape).astype(np.float32)
+        state[k] = v
+    model.load_state_dict(state)
+    modules = [m for _, m in model.named_modules() if hasattr(m, "momentum")]
+    saved = [m.momentum for m in modules]
+    for m in modules:
+        m.momentum = 1.0
+    model.train()
+    with no_grad():
+        model(Tensor(rng.standard_normal((16, 1, 48, 48)).astype(np.float32)))
+    for m, mom in zip(modules, saved):
+        m.momentum = mom
+    model.eval()
+    return model
+
+
+@pytest.fixture(scope="module")
+def folded_models(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("folded")
+    norm = Normalizer.fit(np.random.default_rng(0).integers(0, 256, (8, 48, 48), np.uint8))
+    built = {"resnet18": models.resnet18(8), "resnet12": models.resnet12(5),
+             "deepid": models.DeepID(12),
+             "tfe18": models.TFE(models.DeepID(12), models.resnet18(8), 7)}
+    paths = {}
+    for i, (name, m) in enumerate(built.items()):
+        _calibrated(m, 10 + i)
+        k = m.arch.get("num_classes", m.arch.get("num_identities"))
+        paths[name] = folder / f"{name}.safetensors"
+        modelfile.save_model(paths[name], m, norm, [f"c{j}" for j in range(k)])
+    return paths
+
+
+@pytest.fixture(scope="module")
+def libtfe(tfe_cmake_dir):
+    import ctypes
+
+    libs = sorted(tfe_cmake_dir.parent.parent.glob("libtfe.so*"))
+    if not libs:
+        pytest.skip(f"no libtfe.so next to {tfe_cmake_dir}")
+    lib = ctypes.CDLL(str(libs[0]))
+    vp = ctypes.c_void_p
+    lib.tfe_model_load.argtypes = [ctypes.c_char_p, ctypes.POINTER(vp)]
+    lib.tfe_forward.argtypes = [vp, vp, ctypes.c_int, vp]
+    lib.tfe_model_free.argtypes = [vp]
+    lib.tfe_model_num_classes.argtypes = [vp]
+    lib.tfe_last_error.restype = ctypes.c_char_p
+    return lib
+
+
+def _cpp_logits(lib, path, x, threads):
+    import ctypes
+
+    m = ctypes.c_void_p()
+    assert lib.tfe_model_load(str(path).encode(), ctypes.byref(m)) == 0, lib.tfe_last_error()
+    try:
+        assert lib.tfe_set_num_threads(threads) == 0
+        x = np.ascontiguousarray(x, np.float32)
+        out = np.zeros((x.shape[0], lib.tfe_model_num_classes(m)), np.float32)
+        assert lib.tfe_forward(m, x.ctypes.data, x.shape[0], out.ctypes.data) == 0, \
+            lib.tfe_last_error()
+        return out
+    finally:
+        lib.tfe_model_free(m)
+        lib.tfe_set_num_threads(2)
+
+
+@pytest.mark.parametrize("name", ["resnet18", "resnet12", "deepid", "tfe18"])
+def test_folded_forward_matches_python_eval(libtfe, folded_models, name):
+    """The library folds every BN into its convolution (and the TFE head's BN1d into its FC)
+    and fuses bias/residual/ReLU: the logits must equal Python's eval-mode forward (BN kept
+    separate) to float rounding, for batch 1 (one image split over a thread team) and for a
+    batch (whole images per thread), with 1 and 2 threads; and the thread count must not
+    change a single bit (every output element is summed by one thread in a fixed order)."""
+    lm = modelfile.LoadedModel(folded_models[name])
+    x = np.random.default_rng(4).standard_normal((5, 1, 48, 48)).astype(np.float32) * 1.5
+    want = lm.logits(x)
+    scale = max(1.0, float(np.abs(want).max()))
+    runs = {}
+    for threads in (1, 2):
+        one = np.concatenate([_cpp_logits(libtfe, lm.path, x[i:i + 1], threads)
+                              for i in range(len(x))])
+        batch = _cpp_logits(libtfe, lm.path, x, threads)
+        for got in (one, batch):
+            np.testing.assert_allclose(got, want, rtol=0, atol=2e-5 * scale)
+        runs[threads] = (one, batch)
+    for a, b in zip(runs[1], runs[2]):
+        assert np.array_equal(a, b)
+    assert np.array_equal(runs[1][0], runs[1][1])
+
+
+CONV_INFER_TEST = r"""
+// conv_infer_run against conv2d_forward + bias + residual + ReLU, on the layouts the
+// library uses: a zero-padded map (3x3 stride 1 pad 1, output into a padded map, in place
+// over the residual) and dense maps (valid k x k, output dense), K not a multiple of the
+// micro-kernel's rows, the work items split in two uneven ranges.
+#include <cmath>
+#include <cstdio>
+#include <random>
+#include <vector>
+#include "cpu/kernels.h"
+using namespace tfe::cpu;
+static std::mt19937 rng(1);
+static float u() { return std::uniform_real_distribution<float>(-1, 1)(rng); }
+static int check(const char* what, int C, int K, int H, int k, bool padded, bool res, bool relu) {
+  const int p = padded ? 1 : 0, Ho = H + 2 * p - k + 1, T = C * k * k;
+  std::vector<float> x(C * H * H), w(K * T), b(K), r(K * Ho * Ho), ref(K * Ho * Ho);
+  for (auto& v : x) v = u();
+  for (auto& v : w) v = u();
+  for (auto& v : b) v = u();
+  for (auto& v : r) v = u();
+  conv2d_forward(ref.data(), x.data(), w.data(), b.data(), 1, C, H, H, K, k, 1, p);
+  for (int i = 0; i < K * Ho * Ho; ++i) {
+    if (res) ref[i] += r[i];
+    if (relu && ref[i] < 0) ref[i] = 0;
+  }
+  // Input layout: padded map (row H+1, plane (H+1)^2, data at (r+1)*row+q+1) or dense.
+  const long row = padded ? H + 1 : H, plane = padded ? row * row : (long)H * H;
+  const long base = padded ? 0 : 0, dbase = padded ? row + 1 : 0;
+  std::vector<int> off;
+  for (int c = 0; c < C; ++c)
+    for (int kh = 0; kh < k; ++kh)
+      for (int kw = 0; kw < k; ++kw) off.push_back(c * plane + kh * row + kw);
+  const long span = off.back() + conv_infer_span(Ho, row) + 64;
+  std::vector<float> xin(C * plane + span, 0.0f);
+  for (int c = 0; c < C; ++c)
+    for (int i = 0; i < H; ++i)
+      for (int j = 0; j < H; ++j) xin[c * plane + dbase + i * row + j] = x[(c * H + i) * H + j];
+  // Output: a padded map of the output size when padded (y_row == row), else dense.
+  const long yrow = padded ? Ho + 1 : Ho, yplane = padded ? yrow * yrow : (long)Ho * Ho;
+  const long ybase = padded ? yrow + 1 : 0;
+  std::vector<float> y(K * yplane + 64, 0.0f);
+  for (int i = 0; i < K; ++i)
+    for (int a = 0; a < Ho; ++a)
+      for (int c = 0; c < Ho; ++c) y[i * yplane + ybase + a * yrow + c] = r[(i * Ho + a) * Ho + c];
+  std::vector<float> wp(conv_infer_packed_size(K, T));
+  conv_infer_pack(wp.data(), w.data(), K, T);
+  const int items = conv_infer_items(K, Ho, row), cut = items / 3;
+  for (auto [i0, i1] : {std::pair<int, int>{0, cut}, {cut, items}})
+    conv_infer_run(y.data(), xin.data() + base, wp.data(), b.data(), res ? y.data() : nullptr,
+                   off.data(), K, T, Ho, Ho, row, yplane, ybase, yrow, relu, i0, i1);
+  double err = 0, border = 0;
+  for (int i = 0; i < K; ++i)
+    for (int a = 0; a < Ho; ++a)
+      for (int c = 0; c < Ho; ++c)
+        err = std::fmax(err, std::fabs(y[i * yplane + ybase + a * yrow + c] - ref[(i * Ho + a) * Ho + c]));
+  if (padded) {  // the padding of the output map must still be zero
+    for (int i = 0; i < K; ++i)
+      for (long q = 0; q < yplane; ++q) {
+        const long a = q / yrow - 1, c = q % yrow - 1;
+        if (a < 0 || a >= Ho || c < 0 || c >= Ho) border = std::fmax(border, std::fabs(y[i * yplane + q]));
+      }
+  }
+  const bool ok = err < 1e-4 * std::sqrt((double)T) && border == 0;
+  std::printf("%s %s C%d K%d H%d k%d: max err %.3g, border %.3g\n", ok ? "ok" : "FAIL", what, C, K, H, k, err, border);
+  return ok ? 0 : 1;
+}
+int main() {
+  int bad = 0;
+  bad += check("padded", 16, 16, 48, 3, true, true, true);
+  bad += check("padded", 32, 20, 24, 3, true, false, true);
+  bad += check("padded", 64, 64, 12, 3, true, true, false);
+  bad += check("padded", 3, 5, 7, 3, true, false, false);
+  bad += check("dense", 1, 20, 48, 4, false, false, true);
+  bad += check("dense", 20, 40, 22, 3, false, false, true);
+  bad += check("dense", 60, 80, 4, 2, false, true, false);
+  bad += check("dense", 7, 9, 5, 1, false, false, true);
+  return bad;
+}
+"""
+
+
+def test_conv_infer_kernel_matches_conv2d(tmp_path):
+    """The inference convolution kernel (csrc/cpu/conv_infer*.cpp) against the training
+    kernel conv2d_forward, compiled from this source tree, with every GEMM micro-kernel the
+    CPU has (the AVX-512 one fuses the epilogue in registers; the others use a tile buffer)."""
+    cxx = _cxx_compiler()
+    if cxx is None:
+        pytest.skip("no C++ compiler")
+    cpu = ROOT / "csrc" / "cpu"
+    if not (cpu / "conv_infer.cpp").is_file():
+        pytest.skip("the source tree is not here")
+    (tmp_path / "t.cpp").write_text(CONV_INFER_TEST)
+    isa = {"_avx2.cpp": ["-mavx2", "-mfma"],
+           "_avx512.cpp": ["-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl", "-mfma"]}
+    srcs = [tmp_path / "t.cpp"] + [cpu / n for n in (
+        "conv2d.cpp", "conv_infer.cpp", "gemm.cpp", "threads.cpp", "gemm_avx2.cpp",
+        "gemm_avx512.cpp", "conv_infer_avx512.cpp")]
+    objs = []
+    for src in srcs:
+        flags = next((f for suffix, f in isa.items() if src.name.endswith(suffix)), [])
+        obj = tmp_path / (src.stem + ".o")
+        _run([cxx, "-std=c++17", "-O2", "-fopenmp", f"-I{ROOT / 'csrc'}", *flags, "-c", src,
+              "-o", obj])
+        objs.append(obj)
+    exe = tmp_path / "conv_infer_test"
+    _run([cxx, "-fopenmp", *objs, "-o", exe])
+    for kernel in ("avx512", "avx2", "generic"):  # forced down to what the CPU has
+        r = subprocess.run([exe], capture_output=True, text=True,
+                           env={**os.environ, "TFE_GEMM_KERNEL": kernel})
+        assert r.returncode == 0, f"{kernel}:\n{r.stdout}{r.stderr}"

@@ -1,12 +1,14 @@
 // The eval-mode forward of the tfe networks (DeepID, ResNet12/18, TFE), built from a model
-// file's architecture JSON and run with the tfe::cpu kernels.
+// file's architecture JSON and run with the inference kernels of tfe::cpu (conv_infer).
 //
-// Every layer calls the same kernel with the same arguments as the Python model in eval
-// mode (conv2d + batchnorm_forward_eval + relu, residual_forward_eval for the block
-// epilogue, tfe_head_forward_eval for the head), so the C++ library reproduces
-// LoadedModel.logits bit for bit at the same thread count (and to ~1e-6 otherwise). BN is
-// deliberately not folded into the convolutions: folding changes rounding, and the memory
-// passes it would save are a small share of the time at 48x48.
+// At load every eval-mode BatchNorm is folded into the convolution before it (w' = w * s,
+// b' = (b - mean) * s + beta, s = gamma / sqrt(var + eps), computed in double), the TFE
+// head's BN1d into its FC, and the weights are packed once for the GEMM micro-kernel. A
+// layer is then one kernel call with its epilogue fused: conv + bias + ReLU, or, closing a
+// residual block, relu(conv2'(h) + shortcut) with the projection shortcut's BN folded too.
+// Activations live in zero-padded maps that the next convolution reads directly.
+// The logits match Python's LoadedModel.logits (BN kept separate) to float rounding (a few
+// 1e-7 relative); they are bit-identical for any thread count and batch size.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -31,6 +33,8 @@ class Model {
   const std::string& architecture() const { return arch_name_; }
 
   // logits[N, K] of normalised input x[N, 1, S, S]. Thread-safe (scratch is thread_local).
+  // Images are spread over up to tfe::cpu::num_threads() threads, whole images per thread;
+  // one image runs on the calling thread (measured faster, see Steps in graph.cpp).
   void forward(const float* x, int n, float* logits) const;
   // out[S*S] = normalised network input of a gray S x S image.
   void normalize(float* out, const uint8_t* gray) const;

@@ -44,9 +44,11 @@
  * thread_local buffers), never in the model. tfe_model_free must not race with other calls
  * on that model. tfe_set_num_threads is process-wide.
  *
- * Threads inside one call: the CPU kernels use OpenMP with tfe_get_num_threads() threads
- * (default: OMP_NUM_THREADS, else the number of cores). Called from inside an OpenMP
- * parallel region, a call runs on the calling thread alone.
+ * Threads inside one call: a batch is spread over tfe_get_num_threads() OpenMP threads
+ * (default: OMP_NUM_THREADS, else the number of cores), whole images per thread; a single
+ * image runs on the calling thread (at 48x48 one core is as fast as two, and is not slowed
+ * down by other load on the machine). Called from inside an OpenMP parallel region, a call
+ * runs on the calling thread alone. The result does not depend on the thread count.
  */
 #ifndef TFE_TFE_H_
 #define TFE_TFE_H_
