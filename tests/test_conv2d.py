@@ -128,6 +128,16 @@ def test_backward_accumulates_into_given_buffers(rng):
     assert_close(nat(dw1), rdw, "conv2d", "dw")
     assert_close(nat(db1), rdb, "conv2d", "db")
 
+    # No bias: compute_db=False skips the db reduction; dx and dw are unchanged.
+    dx2, dw2, db2 = native.conv2d_backward(dy, x, w, 2, 1, compute_db=False)
+    assert db2 is None
+    rdx2, rdw2, rdb2 = ref.conv2d_backward(dy, x, w, 2, 1, compute_db=False)
+    assert rdb2 is None
+    assert_close(nat(dx2), rdx2, "conv2d", "dx without db")
+    assert_close(nat(dw2), rdw, "conv2d", "dw without db")
+    with pytest.raises(ValueError, match=r"^\[conv2d_backward\] db given but compute_db"):
+        native.conv2d_backward(dy, x, w, 2, 1, db=db, compute_db=False)
+
 
 def test_deterministic_and_thread_count_independent(rng):
     case = (4, 13, 20, 18, 16, 3, 1, 1, True)

@@ -130,22 +130,24 @@ void bind_conv(py::module_& m) {
 
   m.def("conv2d_backward",
         [](py::object dy, py::object x, py::object w, int stride, int pad, py::object dw,
-           py::object db, bool compute_dx) {
+           py::object db, bool compute_dx, bool compute_db) {
           Args a("conv2d_backward");
           Tensor X = a.tensor(x, "x", 4), W = a.tensor(w, "w", 4);
           ConvShape s = conv_shape(a, X, W, stride, pad);
           Tensor DY = a.tensor(dy, "dy", 4);
           a.expect_shape(DY, "dy", {s.N, s.K, s.Ho, s.Wo});
           Tensor DW = accumulator(a, dw, "dw", W.shape());
-          Tensor DB = accumulator(a, db, "db", {s.K});
+          a.require(compute_db || db.is_none(), "db given but compute_db is False");
+          Tensor DB = compute_db ? accumulator(a, db, "db", {s.K}) : Tensor();
           Tensor DX = compute_dx ? a.out(X.shape()) : Tensor();
           stride = effective_stride(s, stride, pad);
           run([&] { ops::conv2d_backward(DX, DW, DB, DY, X, W, stride, pad); });
-          return py::make_tuple(opt(DX), DW, DB);
+          return py::make_tuple(opt(DX), DW, opt(DB));
         },
         "dy"_a, "x"_a, "w"_a, "stride"_a = 1, "pad"_a = 0, "dw"_a = py::none(),
-        "db"_a = py::none(), "compute_dx"_a = true,
-        "(dx, dw, db); dw/db accumulate into the given arrays, dx is None if not compute_dx");
+        "db"_a = py::none(), "compute_dx"_a = true, "compute_db"_a = true,
+        "(dx, dw, db); dw/db accumulate into the given arrays; dx (db) is None if not "
+        "compute_dx (compute_db): a conv without bias skips the db reduction");
 }
 
 void bind_batchnorm(py::module_& m) {

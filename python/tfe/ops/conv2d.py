@@ -15,8 +15,9 @@ class Conv2d(Function):
     def backward(ctx, dy):
         x, w = ctx.saved
         dx, dw, db = backend.current().conv2d_backward(dy, x, w, ctx.stride, ctx.pad,
-                                                       compute_dx=ctx.needs_input_grad[0])
-        return dx, dw, db if ctx.has_bias else None, None, None
+                                                       compute_dx=ctx.needs_input_grad[0],
+                                                       compute_db=ctx.has_bias)
+        return dx, dw, db, None, None
 
 
 def conv2d(x, w, b=None, stride=1, pad=0):

@@ -73,9 +73,10 @@ def conv2d_forward(x, w, b, stride, pad):
     return y.reshape(N, K, Ho, Wo)
 
 
-def conv2d_backward(dy, x, w, stride, pad, compute_dx=True):
+def conv2d_backward(dy, x, w, stride, pad, compute_dx=True, compute_db=True):
     """Gradients of conv2d_forward.  dy [N, K, Ho, Wo] -> (dx [N,C,H,W], dw [K,C,k,k], db [K]);
-    dx is None when not ``compute_dx`` (a first layer needs no input gradient).
+    dx is None when not ``compute_dx`` (a first layer needs no input gradient), db is None
+    when not ``compute_db`` (a convolution without bias).
 
         db[o]          = sum_{n,i,j} dy[n, o, i, j]
         dw[o, c, p, q] = sum_{n,i,j} dy[n, o, i, j] * xpad[n, c, i*stride + p, j*stride + q]
@@ -93,7 +94,7 @@ def conv2d_backward(dy, x, w, stride, pad, compute_dx=True):
         raise ValueError(f"[conv2d] dy {dy.shape} != {(N, K, Ho, Wo)}")
     w2 = w.reshape(K, C * k * k)
     dy3 = dy.reshape(N, K, Ho * Wo)
-    db = dy.sum(axis=(0, 2, 3))
+    db = dy.sum(axis=(0, 2, 3)) if compute_db else None
     dw2 = xp.zeros((K, C * k * k), dtype=x.dtype)
     dx = xp.empty_like(x) if compute_dx else None
     step = _chunk(C, k, Ho * Wo)
