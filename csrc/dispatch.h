@@ -44,6 +44,8 @@ void linear_backward(const Tensor& dx, const Tensor& dw, const Tensor& db, const
 void dropout_forward(const Tensor& y, const Tensor& mask, const Tensor& x, float p,
                      uint64_t seed);
 void dropout_backward(const Tensor& dx, const Tensor& dy, const Tensor& mask, float p);
+// CUDA graphs: advances the device's dropout counter (see cuda/kernels.h).
+void advance_dropout_offset(int cuda_device);
 
 void concat_forward(const Tensor& y, const std::vector<Tensor>& xs);
 void concat_backward(const std::vector<Tensor>& dxs, const Tensor& dy);

@@ -158,7 +158,7 @@ Tensor Tensor::zeros(const Shape& shape, DType dtype, Device device) {
 void Tensor::zero_() {
   if (nbytes() == 0) return;
   if (device().is_cuda())
-    cuda::memset_zero(raw(), nbytes());
+    cuda::memset_zero(raw(), nbytes(), device().index);
   else
     std::memset(raw(), 0, nbytes());
 }
@@ -179,11 +179,11 @@ void Tensor::copy_from(const Tensor& src) {
   if (!src_gpu && !dst_gpu)
     std::memcpy(raw(), src.raw(), n);
   else if (!src_gpu)
-    cuda::memcpy(raw(), src.raw(), n, cuda::CopyKind::host_to_device);
+    cuda::memcpy(raw(), src.raw(), n, cuda::CopyKind::host_to_device, device().index);
   else if (!dst_gpu)
-    cuda::memcpy(raw(), src.raw(), n, cuda::CopyKind::device_to_host);
+    cuda::memcpy(raw(), src.raw(), n, cuda::CopyKind::device_to_host, src.device().index);
   else
-    cuda::memcpy(raw(), src.raw(), n, cuda::CopyKind::device_to_device);
+    cuda::memcpy(raw(), src.raw(), n, cuda::CopyKind::device_to_device, device().index);
 }
 
 }  // namespace tfe

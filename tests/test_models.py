@@ -1,6 +1,9 @@
 """The paper's models: shapes and parameter counts as documented, and one whole training
 step through the native kernels equal to the same step through the reference."""
 
+import importlib.util
+import os
+
 import numpy as np
 import pytest
 
@@ -110,41 +113,10 @@ def _torch_named(tm):
 
 
 def _torch_resnet(torch, state):
-    """The same ResNet12 in PyTorch, loaded with tfe's initial weights by name."""
-    nn = torch.nn
-
-    class Block(nn.Module):
-        def __init__(self, cin, cout, stride):
-            super().__init__()
-            self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
-            self.bn1 = nn.BatchNorm2d(cout)
-            self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
-            self.bn2 = nn.BatchNorm2d(cout)
-            if stride != 1:
-                self.proj = nn.Conv2d(cin, cout, 1, 2, 0, bias=False)
-                self.proj_bn = nn.BatchNorm2d(cout)
-            self.stride = stride
-
-        def forward(self, x):
-            h = torch.relu(self.bn1(self.conv1(x)))
-            s = self.proj_bn(self.proj(x)) if self.stride != 1 else x
-            return torch.relu(self.bn2(self.conv2(h)) + s)
-
-    class Net(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.stem_conv = nn.Conv2d(1, 16, 3, 1, 1, bias=False)
-            self.stem_bn = nn.BatchNorm2d(16)
-            self.blocks = nn.Sequential(Block(16, 16, 1), Block(16, 16, 1), Block(16, 32, 2),
-                                        Block(32, 32, 1), Block(32, 64, 2))
-            self.fc = nn.Linear(64, 8)
-
-        def forward(self, x):
-            h = torch.relu(self.stem_bn(self.stem_conv(x)))
-            return self.fc(self.blocks(h).mean((2, 3)))
-
-    net = Net()
-    with torch.no_grad():
-        for name, p in _torch_named(net):
-            p.copy_(torch.from_numpy(state[name]))
-    return net
+    """The same ResNet12 in PyTorch (benchmarks/torch_models.py), loaded with tfe's initial
+    weights by name. Loaded by path: benchmarks/ is not a package."""
+    path = os.path.join(os.path.dirname(__file__), os.pardir, "benchmarks", "torch_models.py")
+    spec = importlib.util.spec_from_file_location("tfe_bench_torch_models", path)
+    tm = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tm)
+    return tm.load_tfe_state(tm.ResNet((2, 2, 1)), state)

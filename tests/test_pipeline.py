@@ -7,6 +7,7 @@ import os
 import numpy as np
 import pytest
 
+import tfe
 from tfe import checkpoint, cli
 from tfe.modelfile import LoadedModel
 
@@ -30,6 +31,7 @@ def test_results_follow_the_contract(run_dir):
     assert proto["classes"][0] == "neutral" and len(proto["classes"]) == 8
     assert proto["fold_hash"].startswith("sha256:") and proto["tfe_version"]
     assert proto["epochs"] == {"identity": 1, "emotion": 2, "joint": 1}
+    assert proto["device"] == "cpu"
     for key in ("baseline", "tfe_jl"):
         entry = doc[key]
         assert 0 <= entry["test_acc"] <= 100 and len(entry["per_fold"]) == 1
@@ -118,8 +120,11 @@ def test_predict_errors_name_the_file(run_dir, tmp_path):
 def test_bad_arguments_are_one_line_errors(tmp_path):
     with pytest.raises(SystemExit, match=r"--epochs-emotion must be >= 1"):
         cli.train_main(TINY + ["--out", str(tmp_path), "--epochs-emotion", "0"])
-    with pytest.raises(SystemExit, match=r"--device cuda"):
-        cli.train_main(TINY + ["--out", str(tmp_path), "--device", "cuda"])
+    if not tfe.cuda.is_available():
+        with pytest.raises(SystemExit, match=r"--device cuda: CUDA is not available"):
+            cli.train_main(TINY + ["--out", str(tmp_path), "--device", "cuda"])
+    with pytest.raises(SystemExit, match=r"--device gpu0: expected cpu, cuda or cuda:N"):
+        cli.train_main(TINY + ["--out", str(tmp_path), "--device", "gpu0"])
     assert not os.listdir(tmp_path)
 
 

@@ -4,6 +4,7 @@
 #include "cpu/gemm.h"
 #include "cpu/kernels.h"
 #include "cuda/cuda_api.h"
+#include "dispatch.h"
 
 namespace tfe::binding {
 
@@ -25,6 +26,21 @@ Tensor sgemm(py::object a_, py::object b_, bool trans_a, bool trans_b, double al
              int(A.size(1)), B.data<float>(), int(B.size(1)), 0.0f, C.data<float>(), int(N));
   return C;
 }
+
+// An instantiated CUDA graph (see cuda_api.h); destroyed with the Python object.
+class Graph {
+ public:
+  Graph(void* exec, int device) : exec_(exec), device_(device) {}
+  ~Graph() { cuda::graph_destroy(exec_); }
+  Graph(const Graph&) = delete;
+  Graph& operator=(const Graph&) = delete;
+  void replay() const { cuda::graph_replay(exec_, device_); }
+  int device() const { return device_; }
+
+ private:
+  void* exec_;
+  int device_;
+};
 }  // namespace
 
 void bind_runtime(py::module_& m) {
@@ -46,6 +62,29 @@ void bind_runtime(py::module_& m) {
           cuda::synchronize(device);
         },
         "device"_a = 0);
+  m.def("cuda_memory_stats",
+        [](int device) {
+          cuda::MemoryStats s = cuda::memory_stats(device);
+          return py::dict("in_use"_a = s.in_use, "reserved"_a = s.reserved);
+        },
+        "device"_a = 0, "Bytes held by live tensors and by the caching pool");
+  m.def("cuda_empty_cache", &cuda::empty_cache, "device"_a = 0,
+        "Returns the pool's unused device memory to the driver");
+  m.def("cuda_advance_dropout_offset", &ops::advance_dropout_offset, "device"_a = 0);
+  py::class_<Graph>(m, "CudaGraph", "A captured, instantiated CUDA graph")
+      .def("replay",
+           [](const Graph& g) {
+             py::gil_scoped_release nogil;
+             g.replay();
+           },
+           "Enqueues the recorded work on the engine stream (does not wait for it)")
+      .def_property_readonly("device", &Graph::device);
+  m.def("cuda_capture_begin", &cuda::capture_begin, "device"_a = 0,
+        "Starts recording the engine's work on `device` into a CUDA graph");
+  m.def("cuda_capture_end",
+        [](int device) { return std::make_unique<Graph>(cuda::capture_end(device), device); },
+        "device"_a = 0, "Ends the recording: the instantiated CudaGraph");
+  m.def("cuda_capturing", &cuda::capturing, "device"_a = 0);
   m.def("gemm_kernel", &cpu::sgemm_kernel_name,
         "The GEMM micro-kernel chosen for this CPU: avx512, avx2 or generic");
   m.def("fma_peak_gflops",

@@ -191,10 +191,13 @@ Tensor from_dlpack(py::handle obj, const char* op) {
     fail(op, "object of type " + type_name(obj) + " does not support DLPack (__dlpack__)");
   py::object capsule;
   py::tuple dev = obj.attr("__dlpack_device__")();
-  if (dev[0].cast<int>() == kDLCUDA)
-    capsule = obj.attr("__dlpack__")(py::arg("stream") = 1);  // we use the legacy stream
-  else
+  if (dev[0].cast<int>() == kDLCUDA) {
+    // The producer makes its pending work visible to our engine stream before handing over.
+    auto handle = reinterpret_cast<uintptr_t>(cuda::stream_handle(dev[1].cast<int>()));
+    capsule = obj.attr("__dlpack__")(py::arg("stream") = handle);
+  } else {
     capsule = obj.attr("__dlpack__")();
+  }
   return from_capsule(capsule, op);
 }
 
@@ -310,6 +313,9 @@ cupy.from_dlpack (any device). Create with tfe.as_tensor, tfe.from_dlpack, tfe.z
       .def_property_readonly("dtype", [](const Tensor& t) { return dtype_name(t.dtype()); })
       .def_property_readonly("device", [](const Tensor& t) { return t.device().str(); })
       .def_property_readonly("ndim", &Tensor::dim)
+      .def_property_readonly(
+          "data_ptr", [](const Tensor& t) { return reinterpret_cast<uintptr_t>(t.raw()); },
+          "Address of the first element (host or device memory)")
       .def_property_readonly("size", &Tensor::numel)
       .def_property_readonly("nbytes", &Tensor::nbytes)
       .def("numpy", [](py::object self) { return as_numpy(self.cast<Tensor>(), self); },
@@ -325,7 +331,7 @@ cupy.from_dlpack (any device). Create with tfe.as_tensor, tfe.from_dlpack, tfe.z
       .def("__dlpack__",
            [](const Tensor& t, py::object stream, py::object max_version, py::object dl_device,
               py::object copy) {
-             // Our kernels run on the legacy default stream; a consumer on another stream
+             // Our kernels run on the engine stream; a consumer on another stream
              // must see finished data, so synchronise before handing device memory over.
              if (t.device().is_cuda()) cuda::synchronize(t.device().index);
              return to_dlpack(t);
@@ -357,6 +363,19 @@ cupy.from_dlpack (any device). Create with tfe.as_tensor, tfe.from_dlpack, tfe.z
              return Tensor(t.storage(), shape, t.dtype());
            },
            py::arg("shape"), "A view with another shape (one dimension may be -1)")
+      .def("copy_",
+           [](Tensor& t, py::object src_obj) {
+             Tensor src = to_tensor(src_obj, "Tensor.copy_", "src");
+             if (src.shape() != t.shape() || src.dtype() != t.dtype())
+               fail("Tensor.copy_", "src is " + std::string(dtype_name(src.dtype())) + " " +
+                                        shape_str(src.shape()) + ", self is " +
+                                        dtype_name(t.dtype()) + " " + shape_str(t.shape()));
+             py::gil_scoped_release nogil;
+             t.copy_from(src);
+           },
+           py::arg("src"),
+           "Copies src (a tensor, NumPy array or DLPack producer of the same shape and dtype, "
+           "any device) into this tensor's memory; the storage (and its address) is kept.")
       .def("cpu", [](const Tensor& t) { return t.to(Device{}); })
       .def("cuda",
            [](const Tensor& t, int index) {

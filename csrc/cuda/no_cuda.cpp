@@ -18,14 +18,19 @@ bool built() { return false; }
 int device_count() { return 0; }
 std::string unavailable_reason() { return "tfe was built without CUDA"; }
 void require_device(int, const char* op) { not_built(op); }
+void set_device(int, const char* op) { not_built(op); }
 void* malloc(size_t, int) { not_built("cuda.malloc"); }
 void free(void*, int) noexcept {}
-void memcpy(void*, const void*, size_t, CopyKind) { not_built("cuda.memcpy"); }
-void memset_zero(void*, size_t) { not_built("cuda.memset"); }
+void memcpy(void*, const void*, size_t, CopyKind, int) { not_built("cuda.memcpy"); }
+void memset_zero(void*, size_t, int) { not_built("cuda.memset"); }
 void synchronize(int) { not_built("cuda.synchronize"); }
-void relu_forward(float*, const float*, int64_t, void*) { not_built("relu_forward"); }
-void relu_backward(float*, const float*, const float*, int64_t, void*) {
-  not_built("relu_backward");
-}
+void* stream_handle(int) { not_built("cuda.stream"); }
+MemoryStats memory_stats(int) { not_built("cuda.memory_stats"); }
+void empty_cache(int) { not_built("cuda.empty_cache"); }
+void capture_begin(int) { not_built("cuda.capture_begin"); }
+void* capture_end(int) { not_built("cuda.capture_end"); }
+void graph_replay(void*, int) { not_built("cuda.graph_replay"); }
+void graph_destroy(void*) noexcept {}
+bool capturing(int) { return false; }
 
 }  // namespace tfe::cuda

@@ -63,7 +63,11 @@ def _train_parser():
     p.add_argument("--per-person", type=int, nargs=2, metavar=("EXPRESSION", "IDENTITY"),
                    default=None, help="synthetic: images per person and class in the "
                    "expression splits, and per person in the identity set (default 5 30)")
-    p.add_argument("--device", default="cpu", help="cpu (CUDA training is not built yet)")
+    p.add_argument("--device", default="cpu",
+                   help="cpu, cuda or cuda:N: where every stage trains (default cpu)")
+    p.add_argument("--no-cuda-graph", action="store_true",
+                   help="cuda: launch every kernel of a step from Python instead of replaying "
+                   "the recorded step (slower; for debugging)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all)")
     p.add_argument("--no-progress", action="store_true", help="one log line per epoch instead "
                    "of progress bars")
@@ -94,6 +98,7 @@ def _protocol(args) -> Protocol:
     if args.seeds:
         p.seeds = args.seeds
     p.augment = not args.no_augment
+    p.cuda_graph = not args.no_cuda_graph
     p.controls = not args.no_controls
     for name in ("epochs_identity", "epochs_emotion", "epochs_joint", "batch_size"):
         if getattr(p, name) < 1:
@@ -118,11 +123,28 @@ def _synthetic_splits(seed, people, per_person):
     return SyntheticFaces(seed=seed).default_splits(**kwargs)
 
 
+def _check_device(device):
+    import re
+
+    from . import cuda
+
+    if device == "cpu":
+        return
+    m = re.fullmatch(r"cuda(?::(\d+))?", device)
+    if not m:
+        raise SystemExit(f"tfe-train: error: --device {device}: expected cpu, cuda or cuda:N")
+    if not cuda.is_available():
+        raise SystemExit(f"tfe-train: error: --device {device}: CUDA is not available "
+                         f"({cuda.unavailable_reason()})")
+    index = int(m.group(1) or 0)
+    if index >= cuda.device_count():
+        raise SystemExit(f"tfe-train: error: --device {device}: only {cuda.device_count()} "
+                         "CUDA device(s)")
+
+
 def train_main(argv=None):
     args = _train_parser().parse_args(argv)
-    if args.device != "cpu":
-        raise SystemExit(f"tfe-train: error: --device {args.device}: only cpu training is "
-                         "available in this version")
+    _check_device(args.device)
     if args.threads is not None:
         if args.threads < 1:
             raise SystemExit("tfe-train: error: --threads must be >= 1")

@@ -72,6 +72,16 @@ class Function:
         return result
 
 
+def _ones_like(array):
+    import numpy as np
+
+    from .tensor import device_of
+
+    ones = to_array(np.ones(tuple(array.shape), np.float32))
+    device = device_of(array)
+    return ones if device == "cpu" or not hasattr(ones, "to") else ones.to(device)
+
+
 def _accumulate(current, grad):
     return grad if current is None else backend.current().add_forward(current, grad)
 
@@ -102,9 +112,12 @@ def backward(root: Tensor, grad=None):
     if grad is None:
         if root.shape not in ((), (1,)):
             raise RuntimeError(f"[backward] grad must be given for a non-scalar of shape {root.shape}")
-        import numpy as np
-
-        grad = to_array(np.ones(root.shape, np.float32))
+        if root._node is not None and getattr(root._node.function, "accepts_float_grad", False):
+            # A loss: its backward takes d(loss) as a number, so nothing is copied to the
+            # device (a CUDA graph capture allows no host-to-device copy).
+            grad = 1.0
+        else:
+            grad = _ones_like(root.data)
     elif isinstance(grad, Tensor):
         grad = grad.data
     if root._node is None:  # a leaf: its gradient is the seed itself

@@ -12,7 +12,7 @@ import numpy as np
 from . import __version__, checkpoint, models
 from .data.transforms import Normalizer
 from .function import no_grad
-from .tensor import Tensor
+from .tensor import Tensor, host
 
 SELFTEST_SEED = 20240607
 
@@ -26,7 +26,10 @@ def save_model(path, model, normalizer, classes, protocol=None):
     was_training = model.training
     model.eval()
     with no_grad():
-        logits = np.array(model(Tensor(probe)).data, copy=True)
+        x = Tensor(probe)
+        if model.device != "cpu":
+            x = x.to(model.device)
+        logits = np.array(host(model(x).data), copy=True)
     model.train(was_training)
     tensors = dict(model.state_dict())
     tensors.update({"preprocess.mean": mean.astype(np.float32),

@@ -8,6 +8,7 @@ pass over the weights, not one Python call per tensor.
 import math
 
 from . import _native, backend
+from .tensor import host
 
 
 class SGD:
@@ -50,7 +51,7 @@ class SGD:
     def _buffer(self, p):
         buf = self.state.get(id(p))
         if buf is None:
-            buf = _native.zeros(list(p.shape))
+            buf = _native.zeros(list(p.shape), device=p.device)
             self.state[id(p)] = buf
         return buf
 
@@ -58,7 +59,8 @@ class SGD:
         import numpy as np
 
         index = {id(p): i for i, p in enumerate(p for g in self.param_groups for p in g["params"])}
-        return {"momentum": {index[k]: np.array(v, copy=True) for k, v in self.state.items()},
+        return {"momentum": {index[k]: np.array(host(v), copy=True)
+                             for k, v in self.state.items()},
                 "lr": [g["lr"] for g in self.param_groups]}
 
     def load_state_dict(self, state):
@@ -67,8 +69,7 @@ class SGD:
         params = [p for g in self.param_groups for p in g["params"]]
         for i, buf in state["momentum"].items():
             p = params[int(i)]
-            self._buffer(p)
-            np.asarray(self.state[id(p)])[...] = buf
+            self._buffer(p).copy_(np.ascontiguousarray(buf, dtype=np.float32))
         for g, lr in zip(self.param_groups, state["lr"]):
             g["lr"] = lr
 

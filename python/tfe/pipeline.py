@@ -49,6 +49,8 @@ class Protocol:
     augment: bool = True
     controls: bool = True
     seeds: list = field(default_factory=lambda: [0, 1])
+    device: str = "cpu"
+    cuda_graph: bool = True
 
 
 def _sgd(groups, p: Protocol):
@@ -68,12 +70,15 @@ def split_identity_validation(identity_set, seed):
 
 
 def _stage_args(protocol, seed, out_dir, progress, resume, label, log, extra=None):
-    settings = {k: v for k, v in asdict(protocol).items() if not k.startswith("epochs_")}
+    # Epoch counts may grow and the device may change without invalidating a resume file.
+    settings = {k: v for k, v in asdict(protocol).items()
+                if not k.startswith("epochs_") and k not in ("device", "cuda_graph")}
     settings.update(seed=seed, **(extra or {}))
     fingerprint = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
     prefix = f"{label}: " if label else ""
     return dict(seed=seed, out_dir=out_dir, progress=progress, resume=resume,
                 fingerprint=fingerprint, batch_size=protocol.batch_size, label=label,
+                cuda_graph=protocol.cuda_graph,
                 log=lambda msg: log(prefix + msg))
 
 
@@ -127,7 +132,7 @@ def train_identity(identity_set, protocol: Protocol, seed: int, out_dir: str, pr
     identity_set, held_out = split_verification_people(identity_set, seed)
     id_train, id_val = split_identity_validation(identity_set, seed)
     id_norm = Normalizer.fit(id_train.images)
-    deepid = models.DeepID(identity_set.num_classes, seed=seed)
+    deepid = models.DeepID(identity_set.num_classes, seed=seed).to(p.device)
     opt = _sgd([{"params": deepid.parameters(), "lr": p.lr_identity}], p)
     args = _stage_args(p, seed, out_dir, progress, resume, label, log,
                        {"identity_people": list(identity_set.classes)})
@@ -175,7 +180,7 @@ def run_split(splits, protocol: Protocol, seed: int, out_dir: str, progress=True
     norm = Normalizer.fit(train.images)
     save = lambda path, m: save_model(path, m, norm, classes, asdict(p))  # noqa: E731
     tfe_random.manual_seed(seed + 1)
-    resnet = models.ARCHITECTURES[p.emotion_model](num_classes=len(classes))
+    resnet = models.ARCHITECTURES[p.emotion_model](num_classes=len(classes)).to(p.device)
     opt = _sgd([{"params": resnet.parameters(), "lr": p.lr_emotion}], p)
     res = train_stage("emotion", resnet, opt, optim.CosineLR(opt, p.epochs_emotion), train, val,
                       test, norm, epochs=p.epochs_emotion, augmenter=aug, save_model=save,
@@ -192,7 +197,7 @@ def run_split(splits, protocol: Protocol, seed: int, out_dir: str, progress=True
             ident.load_state_dict(identity_weights)
         emo = models.ARCHITECTURES[p.emotion_model](num_classes=len(classes))
         emo.load_state_dict(emotion_state)
-        model = models.TFE(ident, emo, len(classes))
+        model = models.TFE(ident, emo, len(classes)).to(p.device)
         id_params, rest = model.parameter_groups()
         opt = _sgd([{"params": rest, "lr": p.lr_joint},
                     {"params": id_params, "lr": p.lr_joint_identity}], p)
@@ -213,6 +218,7 @@ def run_split(splits, protocol: Protocol, seed: int, out_dir: str, progress=True
         tfe_random.manual_seed(seed + 3)
         more = models.ARCHITECTURES[p.emotion_model](num_classes=len(classes))
         more.load_state_dict(emotion_state)
+        more.to(p.device)
         opt = _sgd([{"params": more.parameters(), "lr": p.lr_joint}], p)
         res = train_stage("baseline_more_epochs", more, opt, optim.CosineLR(opt, p.epochs_joint),
                           train, val, test, norm, epochs=p.epochs_joint, augmenter=aug,
@@ -288,6 +294,7 @@ def results_document(per_split, protocol: Protocol, *, synthetic, classes, frame
                    "joint": protocol.lr_joint, "joint_identity_branch": protocol.lr_joint_identity},
             "momentum": protocol.momentum, "weight_decay": protocol.weight_decay,
             "augment": protocol.augment, "identity_data": identity_data,
+            "device": protocol.device, "cuda_graph": protocol.cuda_graph,
             "tfe_version": __version__,
         },
         "baseline": None if baseline is None else {"model": protocol.emotion_model, **baseline},

@@ -19,6 +19,19 @@ def to_array(value):
     return _native.as_tensor(np.ascontiguousarray(value, dtype=np.float32))
 
 
+def host(array):
+    """A NumPy array of a native tensor on any device (a view for CPU tensors, a copy for
+    GPU ones), or of anything NumPy converts."""
+    if isinstance(array, _native.Tensor) and array.device != "cpu":
+        array = array.cpu()
+    return np.asarray(array)
+
+
+def device_of(array) -> str:
+    """'cpu', 'cuda:0', ... for a native tensor; 'cpu' for NumPy arrays."""
+    return array.device if isinstance(array, _native.Tensor) else "cpu"
+
+
 class Tensor:
     """``Tensor(data, requires_grad=False)``.
 
@@ -55,19 +68,29 @@ class Tensor:
         return str(self.data.dtype)
 
     @property
+    def device(self):
+        return device_of(self.data)
+
+    @property
     def is_leaf(self):
         return self._node is None
 
+    def to(self, device):
+        """The data on ``device`` ('cpu', 'cuda', 'cuda:N'), cut from the graph (inputs and
+        labels are moved this way; modules move with ``Module.to``)."""
+        return Tensor(self.data.to(device)) if isinstance(self.data, _native.Tensor) else \
+            Tensor(to_array(self.data).to(device))
+
     def numpy(self):
-        """A NumPy view of the data (CPU)."""
-        return np.asarray(self.data)
+        """A NumPy view of the data (CPU), or a copy of GPU data."""
+        return host(self.data)
 
     def __array__(self, dtype=None, copy=None):
-        a = np.asarray(self.data)
+        a = host(self.data)
         return a.astype(dtype) if dtype is not None else a
 
     def item(self):
-        return float(np.asarray(self.data).reshape(-1)[0])
+        return float(host(self.data).reshape(-1)[0])
 
     def detach(self):
         """The same data, cut from the graph."""

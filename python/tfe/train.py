@@ -16,10 +16,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import checkpoint, ops
+from . import checkpoint
 from .data import BatchLoader
 from .function import no_grad
-from .tensor import Tensor
+from .step import TrainStep
+from .tensor import Tensor, host
 
 
 @dataclass
@@ -35,15 +36,19 @@ class StageResult:
 
 def batched_forward(fn, images, normalizer, batch_size=256):
     """``fn`` (a model or one of its bound methods) on uint8 images [N, H, W] in batches,
-    in evaluation mode and without a graph; returns the stacked outputs [N, ...]."""
+    in evaluation mode and without a graph, on the model's device; returns the stacked
+    outputs [N, ...] as a NumPy array."""
     model = getattr(fn, "__self__", fn)
     was_training = model.training
     model.eval()
+    device = model.device
     out = []
     with no_grad():
         for i in range(0, len(images), batch_size):
-            x = normalizer.apply(images[i:i + batch_size])
-            out.append(np.array(fn(Tensor(x)).data, copy=True))
+            x = Tensor(normalizer.apply(images[i:i + batch_size]))
+            if device != "cpu":
+                x = x.to(device)
+            out.append(np.array(host(fn(x).data), copy=True))
     model.train(was_training)
     return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
 
@@ -74,8 +79,11 @@ def _best_path(out_dir, name):
 
 def train_stage(name, model, optimizer, scheduler, train_set, val_set, test_set, normalizer,
                 *, epochs, batch_size, augmenter=None, seed=0, out_dir, save_model,
-                progress=True, resume=True, fingerprint="", label="", log=print):
-    """Trains ``model`` for ``epochs`` epochs and restores its best-validation weights.
+                progress=True, resume=True, fingerprint="", label="", log=print,
+                cuda_graph=True):
+    """Trains ``model`` (on its device) for ``epochs`` epochs and restores its
+    best-validation weights. On a GPU the steady-state step is a replayed CUDA graph
+    unless ``cuda_graph`` is False (see step.py).
 
     ``save_model(path, model)`` writes the deployable best checkpoint (with metadata).
     ``fingerprint`` identifies the run's settings: a resume file written under other
@@ -101,6 +109,7 @@ def train_stage(name, model, optimizer, scheduler, train_set, val_set, test_set,
     loader = BatchLoader(train_set, batch_size, normalizer, augmenter=augmenter, shuffle=True,
                          seed=seed, drop_last=len(train_set) > batch_size)
     best_state = model.state_dict() if best["epoch"] == 0 else None
+    step = TrainStep(model, optimizer, use_graph=cuda_graph)
     for epoch in range(first_epoch, epochs):
         scheduler.set_epoch(epoch)
         loader.set_epoch(epoch)
@@ -109,16 +118,12 @@ def train_stage(name, model, optimizer, scheduler, train_set, val_set, test_set,
         bar = _progress(loader, f"{label + ' ' if label else ''}{name} {epoch + 1}/{epochs}",
                         progress)
         for x, y in bar:
-            logits = model(Tensor(x))
-            loss = ops.cross_entropy(logits, y)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
+            loss, logits = step(x, y)
             n = len(x)
             seen += n
             loss_sum += loss.item() * n
             target = y if y.ndim == 1 else y.argmax(1)
-            correct += int((np.asarray(logits.data).argmax(1) == target).sum())
+            correct += int((host(logits.data).argmax(1) == target).sum())
             if progress:
                 bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{100 * correct / seen:.1f}",
                                 img_s=f"{seen / (time.time() - t0):.0f}")

@@ -6,7 +6,7 @@ from collections import OrderedDict
 import numpy as np
 
 from .. import _native
-from ..tensor import Parameter, Tensor, to_array
+from ..tensor import Parameter, Tensor, device_of, host, to_array
 
 
 class Module:
@@ -70,14 +70,40 @@ class Module:
         for p in self.parameters():
             p.grad = None
 
+    # ---- device ----
+    @property
+    def device(self):
+        """Where the parameters live ('cpu', 'cuda:0', ...)."""
+        params = self.parameters()
+        return params[0].device if params else "cpu"
+
+    def to(self, device):
+        """Moves every parameter and buffer to ``device`` in place (the Parameter objects
+        stay the same, so an optimiser built before the move keeps working)."""
+        for _, m in self.named_modules():
+            for p in m._parameters.values():
+                p.data = p.data.to(device)
+                p.grad = None
+            for name, b in list(m._buffers.items()):
+                moved = b.to(device)
+                m._buffers[name] = moved
+                object.__setattr__(m, name, moved)
+        return self
+
+    def cuda(self, index=0):
+        return self.to(f"cuda:{index}")
+
+    def cpu(self):
+        return self.to("cpu")
+
     # ---- state ----
     def state_dict(self):
         """Name -> NumPy copy of every parameter and buffer."""
         out = OrderedDict()
         for name, p in self.named_parameters():
-            out[name] = np.array(p.data, copy=True)
+            out[name] = np.array(host(p.data), copy=True)
         for name, b in self.named_buffers():
-            out[name] = np.array(b, copy=True)
+            out[name] = np.array(host(b), copy=True)
         return out
 
     def load_state_dict(self, state, strict=True):
@@ -90,16 +116,19 @@ class Module:
             raise KeyError(f"[load_state_dict] missing {missing}, unexpected {unexpected}")
         for name, value in state.items():
             if name in own:
-                target = np.asarray(own[name].data)
+                target = own[name].data
             elif name in own_buffers:
-                target = np.asarray(own_buffers[name])
+                target = own_buffers[name]
             else:
                 continue
             value = np.asarray(value)
-            if value.shape != target.shape:
+            if value.shape != tuple(target.shape):
                 raise ValueError(f"[load_state_dict] {name}: shape {value.shape} in the state, "
-                                 f"{target.shape} in the model")
-            target[...] = value
+                                 f"{tuple(target.shape)} in the model")
+            if device_of(target) == "cpu":
+                np.asarray(target)[...] = value
+            else:  # in place: the addresses stay valid for a captured CUDA graph
+                target.copy_(np.ascontiguousarray(value, dtype=np.dtype(target.dtype)))
         return missing, unexpected
 
     def num_parameters(self):

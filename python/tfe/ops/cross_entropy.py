@@ -1,13 +1,18 @@
 """Softmax cross-entropy, mean over the batch, with hard labels or probability targets."""
 
-import numpy as np
-
 from .. import backend
 from ..function import Function
-from ..tensor import Tensor
+from ..tensor import Tensor, host
+
+
+def _number(dloss):
+    """d(loss) as a float: given as one (the usual seed) or read from a one-element array."""
+    return dloss if isinstance(dloss, float) else float(host(dloss).reshape(-1)[0])
 
 
 class CrossEntropy(Function):
+    accepts_float_grad = True
+
     @staticmethod
     def forward(ctx, logits, labels):
         loss, prob = backend.current().cross_entropy_forward(logits, labels)
@@ -17,11 +22,13 @@ class CrossEntropy(Function):
     @staticmethod
     def backward(ctx, dloss):
         prob, labels = ctx.saved
-        g = float(np.asarray(dloss).reshape(-1)[0])
+        g = _number(dloss)
         return backend.current().cross_entropy_backward(prob, labels, g), None
 
 
 class SoftCrossEntropy(Function):
+    accepts_float_grad = True
+
     @staticmethod
     def forward(ctx, logits, target):
         loss, prob = backend.current().cross_entropy_soft_forward(logits, target)
@@ -31,7 +38,7 @@ class SoftCrossEntropy(Function):
     @staticmethod
     def backward(ctx, dloss):
         prob, target = ctx.saved
-        g = float(np.asarray(dloss).reshape(-1)[0])
+        g = _number(dloss)
         return backend.current().cross_entropy_soft_backward(prob, target, g), None
 
 

@@ -1,0 +1,117 @@
+"""The CUDA kernels (csrc/cuda) run under a host emulation and checked against the CPU kernels.
+
+No GPU is needed: tests/cuda_emulation/convert.py rewrites the kernel launches of the real
+.cu sources, emulate.h supplies the CUDA built-ins (threads of a block as fibers, barriers,
+warp shuffles), and driver.cpp runs every op of csrc/cuda/kernels.h next to its CPU kernel
+on awkward small shapes, exact ops bit for bit, the others with the tolerances of
+tests/tolerances.py. What this does and does not prove: tests/cuda_emulation/README.md.
+
+Needs only a C++17 compiler (g++ or clang++; $CXX wins) and the repository sources, not the
+built extension nor a CUDA toolkit.
+"""
+import os
+import shutil
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from tolerances import TOLERANCES
+
+ROOT = Path(__file__).resolve().parent.parent
+EMU = ROOT / "tests" / "cuda_emulation"
+CSRC = ROOT / "csrc"
+
+# The CPU kernels the driver compares against, and what they need to link.
+CPU_SOURCES = ["add", "batchnorm", "concat", "conv2d", "cross_entropy", "dropout", "gap", "gemm",
+               "gemm_avx2", "gemm_avx512", "linear", "maxpool", "relu", "residual", "sgd",
+               "tfe_head", "threads"]
+# Per-file flags of the real build (CMakeLists.txt): the SIMD GEMM kernels are compiled for
+# their instruction set and picked at run time by gemm.cpp from what the CPU supports.
+CPU_FLAGS = {"gemm_avx2": ["-mavx2", "-mfma"],
+             "gemm_avx512": ["-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl", "-mfma"]}
+# Every kernel source; runtime.cu (the real allocator and stream) is replaced by
+# runtime_emu.cpp.
+CUDA_SOURCES = ["add", "batchnorm", "concat", "conv2d", "cross_entropy", "dropout", "gap",
+                "linear", "maxpool", "relu", "residual", "sgd", "tfe_head"]
+
+
+def _compiler():
+    for cxx in (os.environ.get("CXX"), "g++", "clang++", "c++"):
+        if cxx and shutil.which(cxx):
+            return cxx
+    return None
+
+
+def _host_has_fma():
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return any(line.startswith("flags") and " fma " in line + " " for line in flags.splitlines())
+
+
+def _kernel_flags():
+    # nvcc contracts a * b + c into an FMA by default (--fmad=true); letting the host compiler
+    # contract too keeps the emulation honest about results that depend on it (the kernels
+    # use __fmul_rn & co. where the CPU's bits must be reproduced).
+    flags = ["-ffp-contract=fast", "-fno-strict-aliasing"]
+    if _host_has_fma() and sys.platform.startswith("linux"):
+        flags.append("-mfma")
+    return flags
+
+
+def _run(cmd, cwd):
+    # nice: the build competes with whatever else the machine runs (CI has 2 cores)
+    proc = subprocess.run(["nice", "-n", "5", *cmd] if shutil.which("nice") else cmd, cwd=cwd,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if proc.returncode != 0:
+        raise AssertionError(f"command failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stdout[-6000:]}")
+
+
+def _build(cxx, out):
+    subprocess.run([sys.executable, str(EMU / "convert.py"), str(CSRC / "cuda"), str(out / "cu")],
+                   check=True, stdout=subprocess.DEVNULL)
+    base = [cxx, "-std=c++17", "-c", "-I", str(CSRC), "-w"]
+    emu_inc = ["-I", str(EMU / "include"), "-I", str(EMU)]
+    jobs = []
+    for name in CPU_SOURCES:
+        jobs.append(base + ["-O2", "-fopenmp", *CPU_FLAGS.get(name, []), str(CSRC / "cpu" / f"{name}.cpp"),
+                            "-o", str(out / f"cpu_{name}.o")])
+    # -O1: the emulated kernels run small shapes; compile time dominates over run time.
+    kflags = ["-O1", *_kernel_flags(), *emu_inc]
+    for name in CUDA_SOURCES:
+        jobs.append(base + kflags + ["-x", "c++", str(out / "cu" / f"{name}.cu"),
+                                     "-o", str(out / f"cuda_{name}.o")])
+    jobs.append(base + kflags + ["-x", "c++", str(EMU / "runtime_emu.cpp"), "-I", str(out / "cu"),
+                                 "-o", str(out / "runtime_emu.o")])
+    jobs.append(base + kflags + [str(EMU / "driver.cpp"), "-o", str(out / "driver.o")])
+    # Largest first, so the long compiles do not end up last on one core.
+    jobs.sort(key=lambda c: -Path(next(a for a in c if a.endswith((".cpp", ".cu")))).stat().st_size)
+    with ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1))) as pool:
+        for f in [pool.submit(_run, job, out) for job in jobs]:
+            f.result()
+    exe = out / "driver"
+    _run([cxx, "-fopenmp", *sorted(str(p) for p in out.glob("*.o")), "-o", str(exe)], out)
+    return exe
+
+
+def test_cuda_kernels_match_cpu_under_emulation(tmp_path):
+    cxx = _compiler()
+    if cxx is None:
+        pytest.skip("no C++ compiler found (set CXX, or install g++ or clang++)")
+    exe = _build(cxx, tmp_path)
+    args = [f"--tol={op}:{atol!r}:{rtol!r}" for op, (atol, rtol) in TOLERANCES.items()]
+    proc = subprocess.run([str(exe), *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True, timeout=900)
+    lines = proc.stdout.splitlines()
+    failed = [ln for ln in lines if ln.startswith("FAIL")]
+    passed = [ln for ln in lines if ln.startswith("PASS")]
+    summary = lines[-1] if lines else "(no output)"
+    assert not failed and proc.returncode == 0, (
+        f"{len(failed)} of {len(failed) + len(passed)} emulated CUDA cases failed "
+        f"(exit status {proc.returncode}; {summary}):\n" + "\n".join(failed[:40])
+        + ("" if failed else "\n" + "\n".join(lines[-20:])))
+    assert len(passed) >= 300, f"only {len(passed)} cases ran:\n{proc.stdout[-3000:]}"
