@@ -203,15 +203,19 @@ def test_ferplus_path_without_a_test_split(tmp_path, capsys):
     assert cli.train_main(["--dataset", "ferplus", "--data-dir", str(root),
                            "--out", str(out), "--epochs-identity", "1",
                            "--epochs-emotion", "1", "--epochs-joint", "1", "--batch-size", "8",
-                           "--no-progress", "--no-controls"]) == 0
+                           "--no-progress"]) == 0
     doc = json.loads((out / "results.json").read_text())
     assert doc["protocol"]["dataset"] == "ferplus" and doc["protocol"]["fold_kind"] == "split"
     assert doc["protocol"]["classes"][:2] == ["neutral", "happiness"]
     assert doc["baseline"] is None and doc["tfe_jl"] is None  # no PrivateTest: null
-    assert doc["validation_only"]["tfe_jl_val_acc"] is not None
+    v = doc["validation_only"]
+    assert v["tfe_jl_val_acc"] is not None
+    assert v["baseline_more_epochs_val_acc"] is not None  # controls: validation only too
+    assert v["tfe_random_identity_val_acc"] is not None
     assert doc["protocol"]["splits"]["test"] is None
     assert doc["protocol"]["identity_data"][0].startswith("synthetic:")
-    assert "SYNTHETIC identity set" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "SYNTHETIC identity set" in printed and "controls: baseline +epochs" in printed
 
 
 def test_verification_uses_people_unseen_in_training():

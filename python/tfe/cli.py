@@ -305,6 +305,8 @@ def _ferplus_main(args, protocol, identity_set):
     if test is None:  # selection still on validation; say plainly that no test score exists
         doc["validation_only"] = {"baseline_val_acc": run["baseline"]["val_acc"],
                                   "tfe_jl_val_acc": run["tfe_jl"]["val_acc"]}
+        for name, control in (run.get("controls") or {}).items():
+            doc["validation_only"][f"{name}_val_acc"] = control["val_acc"]
     _write_outputs(args.out, doc, [run], splits["train"].classes)
     print(format_table(doc))
     return 0
@@ -362,8 +364,12 @@ def format_table(doc) -> str:
         lines.append(row("control: random identity", controls.get("tfe_random_identity")))
     if doc.get("validation_only"):
         v = doc["validation_only"]
-        lines.append(f"no test split: validation (selection) accuracy baseline "
-                     f"{v['baseline_val_acc']:.2f} %, TFE-JL {v['tfe_jl_val_acc']:.2f} %")
+        line = (f"no test split: validation (selection) accuracy baseline "
+                f"{v['baseline_val_acc']:.2f} %, TFE-JL {v['tfe_jl_val_acc']:.2f} %")
+        if v.get("baseline_more_epochs_val_acc") is not None:
+            line += (f"; controls: baseline +epochs {v['baseline_more_epochs_val_acc']:.2f} %, "
+                     f"random identity {v['tfe_random_identity_val_acc']:.2f} %")
+        lines.append(line)
     ident = doc["identity"]
     if ident.get("val_acc") is not None:
         line = f"identity net (DeepID) validation accuracy: {ident['val_acc']:.1f} %"
