@@ -492,6 +492,7 @@ CONV_INFER_TEST = r"""
 // library uses: a zero-padded map (3x3 stride 1 pad 1, output into a padded map, in place
 // over the residual) and dense maps (valid k x k, output dense), K not a multiple of the
 // micro-kernel's rows, the work items split in two uneven ranges.
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <random>
@@ -553,8 +554,84 @@ static int check(const char* what, int C, int K, int H, int k, bool padded, bool
   std::printf("%s %s C%d K%d H%d k%d: max err %.3g, border %.3g\n", ok ? "ok" : "FAIL", what, C, K, H, k, err, border);
   return ok ? 0 : 1;
 }
+// winograd_run (F(2x2, 3x3)) on a padded map against conv2d_forward and against conv_infer_run
+// (the direct path it replaces in the library): the real shapes (48/24/12 maps, C, K in
+// 16..64), C != K, K not a multiple of the micro-kernel's rows, odd sides (the last tile
+// row/column half outside the map), in place over the residual, items split unevenly. The
+// transforms only add/subtract and halve, so the error is float rounding of sums of 9C terms:
+// the same bound as the direct check above; the Winograd-vs-direct difference is also printed.
+static int check_wino(int C, int K, int H, bool res, bool relu) {
+  const int T = C * 9;
+  std::vector<float> x(C * H * H), w(K * T), b(K), r(K * H * H), ref(K * H * H);
+  for (auto& v : x) v = u();
+  for (auto& v : w) v = u();
+  for (auto& v : b) v = u();
+  for (auto& v : r) v = u();
+  conv2d_forward(ref.data(), x.data(), w.data(), b.data(), 1, C, H, H, K, 3, 1, 1);
+  for (int i = 0; i < K * H * H; ++i) {
+    if (res) ref[i] += r[i];
+    if (relu && ref[i] < 0) ref[i] = 0;
+  }
+  const long row = H + 1, plane = row * row;
+  std::vector<int> off;
+  for (int c = 0; c < C; ++c)
+    for (int kh = 0; kh < 3; ++kh)
+      for (int kw = 0; kw < 3; ++kw) off.push_back(c * plane + kh * row + kw);
+  // Padded input, followed by nonzero values (as the next buffer of the library's workspace)
+  // past what winograd_run may read: it must not use them.
+  const long need = (C - 1) * plane + (H + 1) * row + H + 2;
+  std::vector<float> xin(std::max<long>(need, off.back() + conv_infer_span(H, row)) + 256, 0.0f);
+  for (int c = 0; c < C; ++c)
+    for (int i = 0; i < H; ++i)
+      for (int j = 0; j < H; ++j) xin[c * plane + (i + 1) * row + j + 1] = x[(c * H + i) * H + j];
+  for (long q = need; q < (long)xin.size(); ++q) xin[q] = 1e30f;
+  std::vector<float> y(K * plane + 64, 0.0f), yd;
+  for (int i = 0; i < K; ++i)
+    for (int a = 0; a < H; ++a)
+      for (int c = 0; c < H; ++c) y[i * plane + row + 1 + a * row + c] = r[(i * H + a) * H + c];
+  yd = y;
+  std::vector<float> up(winograd_packed_size(K, C)), wp(conv_infer_packed_size(K, T));
+  winograd_pack(up.data(), w.data(), K, C);
+  conv_infer_pack(wp.data(), w.data(), K, T);
+  const int items = winograd_items(H), cut = (items + 1) / 3;
+  for (auto [i0, i1] : {std::pair<int, int>{0, cut}, {cut, items}})
+    winograd_run(y.data(), xin.data(), plane, row, up.data(), b.data(), res ? y.data() : nullptr,
+                 K, C, H, plane, row + 1, row, relu, i0, i1);
+  std::vector<float> xd(xin);
+  for (long q = need; q < (long)xd.size(); ++q) xd[q] = 0.0f;  // direct reads its span
+  conv_infer_run(yd.data(), xd.data(), wp.data(), b.data(), res ? yd.data() : nullptr,
+                 off.data(), K, T, H, H, row, plane, row + 1, row, relu, 0,
+                 conv_infer_items(K, H, row));
+  double err = 0, vs_direct = 0, border = 0;
+  for (int i = 0; i < K; ++i)
+    for (int q = 0; q < plane; ++q) {
+      const int a = q / row - 1, c = q % row - 1;
+      const float got = y[i * plane + q];
+      if (a < 0 || a >= H || c < 0 || c >= H) {
+        border = std::fmax(border, std::fabs(got));
+        continue;
+      }
+      err = std::fmax(err, std::fabs(got - ref[(i * H + a) * H + c]));
+      vs_direct = std::fmax(vs_direct, std::fabs(got - yd[i * plane + q]));
+    }
+  const double tol = 1e-4 * std::sqrt((double)T);
+  const bool ok = err < tol && vs_direct < tol && border == 0 && std::isfinite(err);
+  std::printf("%s winograd C%d K%d H%d: max err %.3g, vs direct %.3g, border %.3g\n",
+              ok ? "ok" : "FAIL", C, K, H, err, vs_direct, border);
+  return ok ? 0 : 1;
+}
 int main() {
   int bad = 0;
+  bad += check_wino(16, 16, 48, true, true);
+  bad += check_wino(32, 32, 24, false, true);
+  bad += check_wino(64, 64, 12, true, true);
+  bad += check_wino(64, 64, 12, false, false);
+  bad += check_wino(32, 64, 12, true, false);
+  bad += check_wino(20, 12, 13, false, true);
+  bad += check_wino(8, 20, 7, true, true);
+  bad += check_wino(3, 5, 1, false, false);
+  bad += check_wino(5, 8, 2, true, false);
+  bad += check_wino(16, 8, 51, false, true);
   bad += check("padded", 16, 16, 48, 3, true, true, true);
   bad += check("padded", 32, 20, 24, 3, true, false, true);
   bad += check("padded", 64, 64, 12, 3, true, true, false);
@@ -583,7 +660,8 @@ def test_conv_infer_kernel_matches_conv2d(tmp_path):
            "_avx512.cpp": ["-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl", "-mfma"]}
     srcs = [tmp_path / "t.cpp"] + [cpu / n for n in (
         "conv2d.cpp", "conv_infer.cpp", "gemm.cpp", "threads.cpp", "gemm_avx2.cpp",
-        "gemm_avx512.cpp", "conv_infer_avx512.cpp")]
+        "gemm_avx512.cpp", "conv_infer_avx512.cpp", "winograd.cpp", "winograd_avx2.cpp",
+        "winograd_avx512.cpp")]
     objs = []
     for src in srcs:
         flags = next((f for suffix, f in isa.items() if src.name.endswith(suffix)), [])

@@ -177,8 +177,19 @@ struct Plan {
   int64_t in_base = 0, y_plane = 0, y_base = 0;
   int y_row = 0;
   bool relu = false;
+  // Winograd F(2x2, 3x3) (3x3 stride-1 pad-1 layers, see conv_same): wp holds the
+  // transformed weights, `in` is read from its padded origin with these strides.
+  bool wino = false;
+  int C = 0, x_row = 0;
+  int64_t x_plane = 0;
 
   void run(float* ws, const Layout& L, int a, int b) const {
+    if (wino) {
+      cpu::winograd_run(ws + L.at[out], ws + L.at[in], x_plane, x_row, wp.data(), bias.data(),
+                        res >= 0 ? ws + L.at[res] : nullptr, K, C, Ho, y_plane, y_base, y_row,
+                        relu, a, b);
+      return;
+    }
     cpu::conv_infer_run(ws + L.at[out], ws + L.at[in] + in_base, wp.data(), bias.data(),
                         res >= 0 ? ws + L.at[res] : nullptr, off.data(), K, T, Ho, Wo, ldx,
                         y_plane, y_base, y_row, relu, a, b);
@@ -234,10 +245,35 @@ void taps_valid(Plan& p, int C, int k, int64_t row, int64_t plane) {
       for (int kw = 0; kw < k; ++kw) p.off.push_back(static_cast<int>(c * plane + kh * row + kw));
 }
 
+// Winograd F(2x2, 3x3) for the 3x3 stride-1 layers with at least this many input channels.
+// Below it (the stems, C = 1) the GEMM depth is too small to pay for the transforms and the
+// direct convolution is faster. TFE_CONV_WINOGRAD=0 in the environment (read at load) keeps
+// every layer on the direct convolution, for comparison.
+constexpr int kWinogradMinC = 8;
+
+bool winograd_enabled() {
+  const char* e = std::getenv("TFE_CONV_WINOGRAD");
+  return !(e && std::strcmp(e, "0") == 0);
+}
+
 // Plan reading a padded map as a 3x3 stride-1 pad-1 convolution (taps over the border).
 Plan conv_same(Layout& L, const Conv& c, const BN* bn, const Padded& x) {
   Plan p;
   p.in = x.id, p.Ho = p.Wo = x.side, p.ldx = static_cast<int>(x.row());
+  if (c.C >= kWinogradMinC && winograd_enabled()) {
+    Floats w;
+    fold(c, bn, &w, &p.bias);
+    p.wino = true;
+    p.K = c.K, p.C = c.C, p.T = 9;
+    p.x_row = static_cast<int>(x.row()), p.x_plane = x.plane();
+    p.wp.assign(cpu::winograd_packed_size(p.K, p.C), 0.0f);
+    cpu::winograd_pack(p.wp.data(), w.data(), p.K, p.C);
+    p.items = cpu::winograd_items(x.side);
+    // Read up to padded pixel (side + 1, side + 1) of the last channel (the bottom border is
+    // the next plane's top row: here the buffer's zeroed slack).
+    L.need(x.id, int64_t{c.C} * x.plane() + x.row() + 1);
+    return p;
+  }
   taps_valid(p, c.C, 3, x.row(), x.plane());
   pack(p, c, bn);
   L.need(x.id, max_off(p) + cpu::conv_infer_span(p.Ho, p.ldx));

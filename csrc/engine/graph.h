@@ -7,6 +7,7 @@
 // layer is then one kernel call with its epilogue fused: conv + bias + ReLU, or, closing a
 // residual block, relu(conv2'(h) + shortcut) with the projection shortcut's BN folded too.
 // Activations live in zero-padded maps that the next convolution reads directly.
+// The 3x3 stride-1 convolutions (C >= 8) use Winograd F(2x2, 3x3) (cpu::winograd_run).
 // The logits match Python's LoadedModel.logits (BN kept separate) to float rounding (a few
 // 1e-7 relative); they are bit-identical for any thread count and batch size.
 #pragma once
