@@ -468,22 +468,24 @@ def test_folded_forward_matches_python_eval(libtfe, folded_models, name):
     """The library folds every BN into its convolution (and the TFE head's BN1d into its FC)
     and fuses bias/residual/ReLU: the logits must equal Python's eval-mode forward (BN kept
     separate) to float rounding, for batch 1 (one image split over a thread team) and for a
-    batch (whole images per thread), with 1 and 2 threads; and the thread count must not
-    change a single bit (every output element is summed by one thread in a fixed order)."""
+    batch (whole images per thread), with 1, 2 and 3 threads (3: shares of unequal size);
+    and the thread count must not change a single bit (every output element is summed by one
+    thread in a fixed order)."""
     lm = modelfile.LoadedModel(folded_models[name])
     x = np.random.default_rng(4).standard_normal((5, 1, 48, 48)).astype(np.float32) * 1.5
     want = lm.logits(x)
     scale = max(1.0, float(np.abs(want).max()))
     runs = {}
-    for threads in (1, 2):
+    for threads in (1, 2, 3):
         one = np.concatenate([_cpp_logits(libtfe, lm.path, x[i:i + 1], threads)
                               for i in range(len(x))])
         batch = _cpp_logits(libtfe, lm.path, x, threads)
         for got in (one, batch):
             np.testing.assert_allclose(got, want, rtol=0, atol=2e-5 * scale)
         runs[threads] = (one, batch)
-    for a, b in zip(runs[1], runs[2]):
-        assert np.array_equal(a, b)
+    for threads in (2, 3):
+        for a, b in zip(runs[1], runs[threads]):
+            assert np.array_equal(a, b)
     assert np.array_equal(runs[1][0], runs[1][1])
 
 

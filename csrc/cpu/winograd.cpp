@@ -17,7 +17,8 @@
 // transforms have entries up to 8 and a much larger float error.
 //
 // Each output is computed by one work item (panel) with a fixed order, so the result does not
-// depend on how the items are split over threads.
+// depend on how the items, or the output channels (winograd_run_channels), are split over
+// threads.
 #include <algorithm>
 #include <cstring>
 #include <vector>
@@ -76,6 +77,18 @@ void winograd_pack(float* up, const float* w, int K, int C) {
 void winograd_run(float* y, const float* x, long x_plane, int x_row, const float* up,
                   const float* bias, const float* res, int K, int C, int H, long y_plane,
                   long y_base, int y_row, bool relu, int item0, int item1) {
+  detail::winograd_run_channels(y, x, x_plane, x_row, up, bias, res, K, C, H, y_plane, y_base,
+                                y_row, relu, item0, item1, 0, K);
+}
+
+namespace detail {
+
+int winograd_channel_block() { return active_kernel().mr; }
+
+void winograd_run_channels(float* y, const float* x, long x_plane, int x_row, const float* up,
+                           const float* bias, const float* res, int K, int C, int H,
+                           long y_plane, long y_base, int y_row, bool relu, int item0,
+                           int item1, int k0, int k1) {
   const KernelInfo& kr = detail::active_kernel();
   const detail::WinogradTransforms& tf = transforms(kr);
   const int MR = kr.mr, nr = kr.nr, nt = tiles_per_side(H), ntiles = nt * nt;
@@ -94,11 +107,15 @@ void winograd_run(float* y, const float* x, long x_plane, int x_row, const float
         for (int c = 0; c < C; ++c)
           std::fill(v + p * vstep + (long)c * nr + (g1 - g0), v + p * vstep + (long)(c + 1) * nr, 0.0f);
     for (int p = 0; p < 16; ++p)
-      for (int i0 = 0; i0 < K; i0 += MR)
+      for (int i0 = k0; i0 < k1; i0 += MR)
         kr.ukr(C, up + p * per + (long)i0 * C, v + p * vstep, m + p * mstep + (long)i0 * nr, nr,
                0.0f, std::min(MR, K - i0), nr);
-    tf.output(y, m, bias, res, K, H, nt, g0, g1, nr, mstep, y_plane, y_base, y_row, relu);
+    const long yk = (long)k0 * y_plane;
+    tf.output(y + yk, m + (long)k0 * nr, bias + k0, res ? res + yk : nullptr, k1 - k0, H, nt, g0,
+              g1, nr, mstep, y_plane, y_base, y_row, relu);
   }
 }
+
+}  // namespace detail
 
 }  // namespace tfe::cpu

@@ -1,6 +1,7 @@
 // Internal interface between winograd.cpp and its ISA-specific transforms
 // (winograd_avx2.cpp, winograd_avx512.cpp: the loops of winograd_transforms.h compiled for
-// that ISA; only called after run-time CPU detection chose the matching GEMM kernel).
+// that ISA; only called after run-time CPU detection chose the matching GEMM kernel), and
+// the channel-split entry point below.
 #pragma once
 
 namespace tfe::cpu::detail {
@@ -15,5 +16,16 @@ struct WinogradTransforms {
 
 extern const WinogradTransforms kWinogradAvx2;    // winograd_avx2.cpp
 extern const WinogradTransforms kWinogradAvx512;  // winograd_avx512.cpp
+
+// winograd_run restricted to output channels [k0, k1) (k0, and k1 unless it is K, multiples
+// of winograd_channel_block()), for splitting one layer over threads when it has too few
+// tile panels to share (the engine, graph.cpp): each output is still computed by the same
+// micro-kernel call and output transform as in winograd_run, so the result is the same to
+// the bit. Every caller transforms the whole input panel (cheap next to the GEMM).
+int winograd_channel_block();
+void winograd_run_channels(float* y, const float* x, long x_plane, int x_row, const float* up,
+                           const float* bias, const float* res, int K, int C, int H,
+                           long y_plane, long y_base, int y_row, bool relu, int item0,
+                           int item1, int k0, int k1);
 
 }  // namespace tfe::cpu::detail

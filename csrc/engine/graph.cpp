@@ -8,9 +8,10 @@
 // does arithmetic: no allocation (after a thread's first call), no packing, no shape logic.
 //
 // Scratch: forward() takes its activations from a thread_local workspace (one per thread
-// running an image), so concurrent calls on one model share nothing mutable. Its zero
-// padding is part of the layout, so it is zeroed when it passes to another model, and a
-// workspace larger than kKeepBytes (a large input size) is released after the call.
+// running an image; a team splitting one image works in its calling thread's), so concurrent
+// calls on one model share nothing mutable. Its zero padding is part of the layout, so it is
+// zeroed when it passes to another model, and a workspace larger than kKeepBytes (a large
+// input size) is released after the call.
 #include "engine/graph.h"
 
 #include <omp.h>
@@ -25,6 +26,7 @@
 #include <utility>
 
 #include "cpu/kernels.h"
+#include "cpu/winograd_internal.h"
 #include "engine/preprocess.h"
 
 namespace tfe::engine {
@@ -183,6 +185,13 @@ struct Plan {
   int C = 0, x_row = 0;
   int64_t x_plane = 0;
 
+  // Winograd only: all tiles, output channels [k0, k1).
+  void run_channels(float* ws, const Layout& L, int k0, int k1) const {
+    cpu::detail::winograd_run_channels(ws + L.at[out], ws + L.at[in], x_plane, x_row, wp.data(),
+                                       bias.data(), res >= 0 ? ws + L.at[res] : nullptr, K, C,
+                                       Ho, y_plane, y_base, y_row, relu, 0, items, k0, k1);
+  }
+
   void run(float* ws, const Layout& L, int a, int b) const {
     if (wino) {
       cpu::winograd_run(ws + L.at[out], ws + L.at[in], x_plane, x_row, wp.data(), bias.data(),
@@ -337,20 +346,49 @@ Plan proj_s2(Layout& L, const Conv& c, const BN* bn, const Phases& x, int ho) {
   return p;
 }
 
-// The layers of one image run in order on one thread: each is a step over independent work
-// items (output tiles, rows, channels), done here in one call. Splitting an image's steps
-// over two threads was measured on a 2-core AVX-512 machine (ResNet18, 48x48): with both
-// cores free, 0.99 ms against 0.92 ms on one thread (each layer is 20-100 us, so the hand-over
-// of every layer's input between the cores' caches and the synchronisation cost what the
-// second core gains); with the cores shared with other work, 2-10 times slower, as every
-// step waits for the descheduled thread. So threads take whole images (Model::forward).
-struct Steps {
+// The layers of one image run in order; each is a step over independent work items (output
+// tiles, rows, channels). With one thread a step is one call. With a team (one OpenMP
+// parallel region around the whole image, see Model::forward) every thread takes a fixed,
+// contiguous share of each step and the team meets at a barrier before the next one: one
+// fork for the image rather than one per layer (a fork/join per layer cost more than the
+// second core gained). A share is a range of work items, or, for a Winograd layer with fewer
+// than two 48-tile panels per thread, a range of 8-channel output blocks: either way each
+// output element is summed by one thread in the same order, so the result is bit-identical
+// for any team size.
+struct Team {
+  int tid = 0, nt = 1;
+
+  // This thread's share [a, b) of `items`, in whole chunks.
+  std::pair<int, int> share(int items, int chunk) const {
+    const int units = (items + chunk - 1) / chunk;
+    return {std::min(items, units * tid / nt * chunk),
+            std::min(items, units * (tid + 1) / nt * chunk)};
+  }
+  void sync() const {
+    if (nt > 1) {
+#pragma omp barrier
+    }
+  }
+  // fn(a, b) on this thread's share of `items`, then the barrier.
   template <class F>
-  void step(int items, int /*chunk*/, F&& fn) {
-    if (items > 0) fn(0, items);
+  void step(int items, int chunk, F&& fn) {
+    const auto [a, b] = share(items, chunk);
+    if (a < b) fn(a, b);
+    sync();
+  }
+
+  void conv(const Plan& p, float* ws, const Layout& L) {
+    if (nt == 1 || !p.wino || p.items >= 2 * nt) {
+      step(p.items, 1, [&](int a, int b) { p.run(ws, L, a, b); });
+      return;
+    }
+    // Few panels (at 48x48, the 24x24 and 12x12 stages): split the output channels; every
+    // thread transforms the whole input, which is cheap next to the GEMM.
+    const auto [k0, k1] = share(p.K, cpu::detail::winograd_channel_block());
+    if (k0 < k1) p.run_channels(ws, L, k0, k1);
+    sync();
   }
 };
-using Team = Steps;
 
 // y[o] (+)= b[o] + sum_i x[i] wt[i][o] for o in [o0, o1): weights stored transposed [I][O] so
 // the inner loop runs over outputs (vectorisable without reassociating a sum).
@@ -584,19 +622,18 @@ struct ResNet {
 
   // feat[feature] = global average pool of the last stage; the input map must be filled.
   void features(float* feat, float* ws, const Layout& L, Team& team) const {
-    auto conv = [&](const Plan& p) {
-      team.step(p.items, 1, [&](int a, int b) { p.run(ws, L, a, b); });
-    };
+    auto conv = [&](const Plan& p) { team.conv(p, ws, L); };
     conv(stem_plan);
     for (const Block& b : blocks) {
       if (b.projection) {
         team.step(b.ph.rows(), 16, [&](int a, int c) { b.ph.fill(ws, L, b.in, a, c); });
-        // The projection and conv1 read the same phases: one step for both.
-        const int n1 = b.p1.items;
-        team.step(n1 + b.pp.items, 1, [&](int a, int c) {
-          if (a < n1) b.p1.run(ws, L, a, std::min(c, n1));
-          if (c > n1) b.pp.run(ws, L, std::max(a, n1) - n1, c - n1);
-        });
+        // The projection and conv1 read the same phases: one step for both, each split
+        // on its own (conv1 has 9 times the projection's work per item).
+        const auto [a1, c1] = team.share(b.p1.items, 1);
+        const auto [ap, cp] = team.share(b.pp.items, 1);
+        if (a1 < c1) b.p1.run(ws, L, a1, c1);
+        if (ap < cp) b.pp.run(ws, L, ap, cp);
+        team.sync();
       } else {
         conv(b.p1);
       }
@@ -863,15 +900,27 @@ void Model::normalize(float* out, const uint8_t* gray) const {
 void Model::forward(const float* x, int n, float* logits) const {
   const Network& net = *net_;
   const int64_t in_per = int64_t{size_} * size_, K = net.classes;
-  const int nt = std::min(n, omp_in_parallel() ? 1 : cpu::num_threads());
-  Team serial;
-  if (nt <= 1) {  // one image, or one thread: the calling thread alone (see Steps)
+  const int threads = omp_in_parallel() ? 1 : cpu::num_threads();
+  if (threads <= 1 || n < 1) {  // the calling thread alone
+    Team serial;
     float* ws = tls_workspace.get(net);
     for (int i = 0; i < n; ++i) net.run(x + i * in_per, logits + i * K, ws, serial);
     tls_workspace.trim();
     return;
   }
+  if (n == 1) {  // one image: the team shares the calling thread's workspace (see Team)
+    float* ws = tls_workspace.get(net);
+#pragma omp parallel num_threads(threads)
+    {
+      Team team;
+      team.tid = omp_get_thread_num(), team.nt = omp_get_num_threads();
+      net.run(x, logits, ws, team);
+    }
+    tls_workspace.trim();
+    return;
+  }
   // Whole images per thread, each in its own workspace.
+  const int nt = std::min(n, threads);
   bool no_memory = false;
 #pragma omp parallel num_threads(nt)
   {

@@ -35,7 +35,7 @@ class Model {
 
   // logits[N, K] of normalised input x[N, 1, S, S]. Thread-safe (scratch is thread_local).
   // Images are spread over up to tfe::cpu::num_threads() threads, whole images per thread;
-  // one image runs on the calling thread (measured faster, see Steps in graph.cpp).
+  // one image is split over them layer by layer in one parallel region (see Team in graph.cpp).
   void forward(const float* x, int n, float* logits) const;
   // out[S*S] = normalised network input of a gray S x S image.
   void normalize(float* out, const uint8_t* gray) const;

@@ -46,9 +46,12 @@
  *
  * Threads inside one call: a batch is spread over tfe_get_num_threads() OpenMP threads
  * (default: OMP_NUM_THREADS, else the number of cores), whole images per thread; a single
- * image runs on the calling thread (at 48x48 one core is as fast as two, and is not slowed
- * down by other load on the machine). Called from inside an OpenMP parallel region, a call
- * runs on the calling thread alone. The result does not depend on the thread count.
+ * image is split over them layer by layer (each layer's outputs divided between the threads,
+ * which meet at a barrier before the next layer). The layers are short (tens of microseconds
+ * at 48x48), so when other work occupies the cores a descheduled thread stalls every layer:
+ * there tfe_set_num_threads(1) gives the steadier single-image latency. Called from inside an
+ * OpenMP parallel region, a call runs on the calling thread alone. The result does not depend
+ * on the thread count (every output is summed by one thread in a fixed order).
  */
 #ifndef TFE_TFE_H_
 #define TFE_TFE_H_
