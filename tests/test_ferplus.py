@@ -264,7 +264,8 @@ def test_pair_layout_errors(tmp_path, rng):
 # FERPlus majority rule on the copy's label.csv files (computed once with this loader and
 # checked against a transcription of FERPlus's reference reader).
 REAL_MAJORITY = {"FER2013Train": (28558, [8733, 7284, 3136, 3022, 2098, 116, 536, 120]),
-                 "FER2013Valid": (3579, [1180, 862, 411, 348, 289, 25, 60, 16])}
+                 "FER2013Valid": (3579, [1180, 862, 411, 348, 289, 25, 60, 16]),
+                 "FER2013Test": (3573, [1083, 892, 394, 382, 269, 16, 86, 15])}
 # The data README's plain arg-max vote counts (fer2013new.csv, Training rows).
 README_TRAIN = [10309, 7528, 3562, 3515, 2467, 191, 652, 165, 170, 2]
 
@@ -286,11 +287,15 @@ def test_real_label_counts():
     assert all(m <= r for m, r in zip(REAL_MAJORITY["FER2013Train"][1], README_TRAIN))
 
 
-def test_real_valid_split_loads():
+def test_real_valid_and_test_splits_load():
+    # The copy holds PrivateTest (FER2013Test) too: both evaluation splits load, train is
+    # not read when not asked for, and nothing is reported missing.
     logs = []
     out = load_ferplus(real_data("ferplus"), splits=("val", "test"), log=logs.append)
-    val = out["val"]
-    assert len(val) == sum(REAL_MAJORITY["FER2013Valid"][1])
-    assert val.images.shape[1:] == (48, 48) and val.num_classes == 8
-    assert out["test"] is None and out["train"] is None
-    assert any("test split missing" in m for m in logs)
+    for split, folder in (("val", "FER2013Valid"), ("test", "FER2013Test")):
+        images = out[split]
+        assert len(images) == sum(REAL_MAJORITY[folder][1])
+        assert images.images.shape[1:] == (48, 48) and images.num_classes == 8
+        assert np.bincount(images.labels, minlength=8).tolist() == REAL_MAJORITY[folder][1]
+    assert out["train"] is None
+    assert not any("missing" in m for m in logs)
