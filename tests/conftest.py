@@ -1,9 +1,14 @@
-"""Shared test fixtures: seeded random inputs and the CUDA skip rule."""
+"""Shared test fixtures: seeded random inputs, the CUDA skip rule, and the report header
+that names the CPU kernel level the run uses."""
 
 import numpy as np
 import pytest
 
 import tfe
+
+
+def pytest_report_header(config):
+    return f"tfe gemm kernel: {tfe._native.gemm_kernel()} (TFE_GEMM_KERNEL forces a lower one)"
 
 
 def pytest_collection_modifyitems(config, items):

@@ -8,6 +8,11 @@ from tfe import backend, ops
 from tfe.function import no_grad
 from tfe.tensor import Tensor
 
+from float64_oracle import assert_as_accurate_as_float32
+
+pytestmark = pytest.mark.numerics  # re-run on every lower kernel level: tests/test_kernel_levels.py
+
+
 
 def _graph(x, w, b, gamma, beta, rm, rv, fc_w, fc_b, labels):
     """conv -> BN -> relu -> (branch reused twice) add -> maxpool -> GAP -> linear -> CE."""
@@ -25,23 +30,28 @@ def _leaves(rng):
                 fc_w=f(4, 5), fc_b=f(4))
 
 
-def test_composed_graph_native_matches_reference(rng):
-    labels = np.array([0, 3, 1], np.int64)
-    grads = {}
-    for name in ("native", "reference"):
-        leaves = _leaves(np.random.default_rng(7))
-        rm, rv = np.zeros(5, np.float32), np.ones(5, np.float32)
-        with backend.use(name):
-            loss = _graph(leaves["x"], leaves["w"], leaves["b"], leaves["gamma"],
-                          leaves["beta"], rm, rv, leaves["fc_w"], leaves["fc_b"], labels)
-            loss.backward()
-        grads[name] = (loss.item(), {k: np.array(v.grad) for k, v in leaves.items()}, rm, rv)
-    (ln, gn, rmn, rvn), (lr, gr, rmr, rvr) = grads["native"], grads["reference"]
-    assert ln == pytest.approx(lr, rel=1e-5)
-    for k in gn:
-        np.testing.assert_allclose(gn[k], gr[k], rtol=1e-3, atol=1e-5, err_msg=k)
-    np.testing.assert_allclose(rmn, rmr, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(rvn, rvr, rtol=1e-5, atol=1e-6)
+def _composed_graph_run(backend_name, float64=False):
+    leaves = _leaves(np.random.default_rng(7))
+    dtype = np.float64 if float64 else np.float32
+    if float64:
+        for t in leaves.values():
+            t.data = np.array(t.data, np.float64)
+    rm, rv = np.zeros(5, dtype), np.ones(5, dtype)
+    with backend.use(backend_name):
+        loss = _graph(leaves["x"], leaves["w"], leaves["b"], leaves["gamma"], leaves["beta"],
+                      rm, rv, leaves["fc_w"], leaves["fc_b"], np.array([0, 3, 1], np.int64))
+        loss.backward()
+    grads = {k: np.array(v.grad, np.float64) for k, v in leaves.items()}
+    return grads, {"loss": loss.item(), "running_mean": rm, "running_var": rv}
+
+
+def test_composed_graph_native_as_accurate_as_the_float32_reference():
+    # Judged against the same graph in float64 (tests/float64_oracle.py): batch norm over 3
+    # images is ill-conditioned, so two float32 runs may differ by more than any constant.
+    exact, ref32, native = (_composed_graph_run("reference", True),
+                            _composed_graph_run("reference"), _composed_graph_run("native"))
+    for i, what in enumerate(("gradients", "loss and running statistics")):
+        assert_as_accurate_as_float32(native[i], ref32[i], exact[i], what)
 
 
 def test_reference_graph_gradient_matches_finite_differences():

@@ -13,6 +13,9 @@ from helpers import (bn_dx_unit, nat, noncontig, num_threads, pow2_scale, raises
 from tfe import _native as native
 from tolerances import assert_close
 
+pytestmark = pytest.mark.numerics  # re-run on every lower kernel level: tests/test_kernel_levels.py
+
+
 SHAPES = [
     (5, 3),            # BatchNorm1d, odd batch
     (2, 13),           # the smallest training batch

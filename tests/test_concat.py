@@ -7,6 +7,9 @@ from helpers import nat, noncontig, raises, randn
 from tfe import _native as native
 from tolerances import assert_close
 
+pytestmark = pytest.mark.numerics  # re-run on every lower kernel level: tests/test_kernel_levels.py
+
+
 # (N, [C_j], trailing dims)
 CASES = [
     (1, [3], ()),

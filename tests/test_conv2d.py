@@ -14,6 +14,8 @@ from helpers import nat, noncontig, num_threads, pow2_scale, raises, randn, read
 from tfe import _native as native
 from tolerances import assert_close
 
+pytestmark = pytest.mark.numerics  # re-run on every lower kernel level: tests/test_kernel_levels.py
+
 # (N, C, H, W, K, k, stride, pad, bias): every (k, stride, pad) combination, with shapes and
 # bias cycling so that each kernel size meets odd maps, batch 1 and 5, and 3/5/13 channels.
 _SHAPES = [(1, 3, 7, 9, 5), (5, 13, 9, 7, 3), (2, 5, 11, 8, 13), (1, 13, 5, 6, 5)]
@@ -252,6 +254,7 @@ import numpy as np
 resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
 import tfe.reference as ref
 from tfe import _native as native
+
 which, stride, pad = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 x = (np.arange(16, dtype=np.float32) + 1).reshape(1, 1, 4, 4)
 w = np.ones((1, 1, 2, 2), np.float32)

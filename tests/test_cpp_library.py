@@ -26,7 +26,7 @@ from tfe.data.transforms import Normalizer, resize_gray
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "cpp"
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.numerics]
 
 
 def _cxx_compiler():

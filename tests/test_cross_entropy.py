@@ -7,6 +7,9 @@ from helpers import nat, noncontig, raises, randn, uniform
 from tfe import _native as native
 from tolerances import assert_close
 
+pytestmark = pytest.mark.numerics  # re-run on every lower kernel level: tests/test_kernel_levels.py
+
+
 # (N, K, logit scale)
 CASES = [(1, 3, 1.0), (5, 7, 1.0), (5, 13, 3.0), (2, 1, 1.0), (64, 7, 2.0), (3, 1000, 5.0),
          (13, 5, 30.0)]   # large logits: softmax saturates, the max-shift must be there

@@ -20,6 +20,9 @@ import pytest
 
 from tolerances import TOLERANCES
 
+pytestmark = pytest.mark.numerics  # re-run on every lower kernel level: tests/test_kernel_levels.py
+
+
 ROOT = Path(__file__).resolve().parent.parent
 EMU = ROOT / "tests" / "cuda_emulation"
 CSRC = ROOT / "csrc"

@@ -7,6 +7,9 @@ import tfe.reference as ref
 from helpers import nat, noncontig, num_threads, raises, randn
 from tfe import _native as native
 
+pytestmark = pytest.mark.numerics  # re-run on every lower kernel level: tests/test_kernel_levels.py
+
+
 SEEDS = [0, 1, 12345, 2**63 + 7, 2**64 - 1]
 PS = [0.0, 0.4, 0.9, 0.1, 1 / 3, 0.5]
 SHAPES = [(5, 13, 7, 9), (1, 3), (7,), (8, 16, 48, 48)]

@@ -10,6 +10,9 @@ import pytest
 from tfe import models, modelfile
 from tfe.data.transforms import Normalizer
 
+pytestmark = pytest.mark.numerics  # re-run on every lower kernel level: tests/test_kernel_levels.py
+
+
 onnx = pytest.importorskip("onnx", reason="the ONNX export needs the `onnx` package")
 ort = pytest.importorskip("onnxruntime", reason="running the export needs onnxruntime")
 

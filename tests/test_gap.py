@@ -7,6 +7,9 @@ from helpers import assert_fails_cleanly, nat, noncontig, raises, randn
 from tfe import _native as native
 from tolerances import assert_close
 
+pytestmark = pytest.mark.numerics  # re-run on every lower kernel level: tests/test_kernel_levels.py
+
+
 SHAPES = [(1, 3, 7, 9), (5, 13, 9, 7), (2, 5, 1, 1), (3, 1, 1, 17), (8, 16, 48, 48),
           (64, 512, 3, 3)]
 

@@ -15,6 +15,9 @@ from helpers import nat, noncontig, num_threads, raises, randn, run_child
 from tfe import _native as native
 from tolerances import assert_close
 
+pytestmark = pytest.mark.numerics  # re-run on every lower kernel level: tests/test_kernel_levels.py
+
+
 # (M, N, K)
 SIZES = [(1, 1, 1), (1, 7, 3), (5, 1, 13), (5, 13, 3), (13, 5, 7), (4, 48, 16), (9, 49, 17),
          (33, 65, 129), (97, 101, 257), (200, 50, 300), (3, 3100, 5), (193, 7, 600)]

@@ -7,6 +7,9 @@ from helpers import nat, noncontig, num_threads, pow2_scale, raises, randn, read
 from tfe import _native as native
 from tolerances import assert_close
 
+pytestmark = pytest.mark.numerics  # re-run on every lower kernel level: tests/test_kernel_levels.py
+
+
 # (N, I, O, bias)
 CASES = [
     (1, 3, 5, True),

@@ -13,6 +13,9 @@ from helpers import assert_fails_cleanly, distinct, nat, noncontig, raises, rand
 from tfe import _native as native
 from tolerances import assert_close
 
+pytestmark = pytest.mark.numerics  # re-run on every lower kernel level: tests/test_kernel_levels.py
+
+
 _SHAPES = [(1, 3, 7, 9), (5, 13, 9, 7), (2, 5, 8, 11)]
 GRID = [(*_SHAPES[i % 3], k, s, p)
         for i, (k, s, p) in enumerate(itertools.product((2, 3), (1, 2), (0, 1)))]

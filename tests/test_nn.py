@@ -10,6 +10,9 @@ import tfe.random
 from tfe import nn, optim
 from tfe.tensor import Tensor
 
+pytestmark = pytest.mark.numerics  # re-run on every lower kernel level: tests/test_kernel_levels.py
+
+
 
 def _net():
     tfe.random.manual_seed(0)

@@ -7,6 +7,9 @@ from helpers import nat, noncontig, raises, randn
 from tfe import _native as native
 from tolerances import assert_close
 
+pytestmark = pytest.mark.numerics  # re-run on every lower kernel level: tests/test_kernel_levels.py
+
+
 SHAPES = [(1,), (5, 13), (1, 3, 7, 9), (5, 13, 9, 7), (2, 3, 4, 5, 6), (8, 16, 48, 48), (0, 3)]
 
 

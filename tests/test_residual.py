@@ -12,6 +12,9 @@ from helpers import (bn_dx_unit, nat, noncontig, num_threads, pow2_scale, raises
 from tfe import _native as native
 from tolerances import assert_close
 
+pytestmark = pytest.mark.numerics  # re-run on every lower kernel level: tests/test_kernel_levels.py
+
+
 SHAPES = [(5, 3), (2, 13), (1, 3, 7, 9), (5, 13, 7, 9), (2, 5, 1, 1), (3, 8, 11, 5)]
 PAPER = (8, 16, 48, 48)
 HYPER = [(1e-5, 0.1), (1e-3, 0.3), (1e-5, 1.0)]

@@ -11,6 +11,9 @@ from helpers import noncontig, num_threads, raises, randn, readonly
 from tfe import _native as native
 from tolerances import assert_close
 
+pytestmark = pytest.mark.numerics  # re-run on every lower kernel level: tests/test_kernel_levels.py
+
+
 SIZES = [(16, 3, 3, 3), (16,), (1,), (13, 5), (64, 1024)]
 # (lr, momentum, weight_decay, nesterov)
 HYPER = [

@@ -13,6 +13,9 @@ from helpers import (bn_dx_unit, nat, noncontig, num_threads, pow2_scale, raises
 from tfe import _native as native
 from tolerances import assert_close
 
+pytestmark = pytest.mark.numerics  # re-run on every lower kernel level: tests/test_kernel_levels.py
+
+
 # (N, Di, De, O)
 CASES = [(2, 3, 5, 1), (5, 13, 3, 7), (5, 1, 1, 3), (7, 5, 13, 13), (33, 17, 9, 5),
          (128, 160, 64, 8)]   # paper: DeepID 160 ++ ResNet 64 features, 8 FER+ classes, batch 128

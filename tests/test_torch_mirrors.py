@@ -11,6 +11,9 @@ import tfe.random
 from tfe import models, ops, optim
 from tfe.tensor import Tensor
 
+pytestmark = pytest.mark.numerics  # re-run on every lower kernel level: tests/test_kernel_levels.py
+
+
 torch = pytest.importorskip("torch", reason="PyTorch is optional: pip install torch==2.13.0")
 
 _PATH = os.path.join(os.path.dirname(__file__), os.pardir, "benchmarks", "torch_models.py")
