@@ -55,12 +55,17 @@ def read_image(path) -> np.ndarray:
         from PIL import Image
     except ImportError:
         raise InputError("reading images needs Pillow (pip install pillow)") from None
+    # Pillow warns about its own bomb limit (ours below is stricter and says what it is)
+    # and about damaged metadata it skips (which does not change the pixels); those
+    # warnings name no file, so they are not shown.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return _read(Image, path)
+
+
+def _read(Image, path):
     try:
-        # Pillow's own bomb check warns (or raises past twice its limit) while opening;
-        # ours below is stricter and says what the limit is.
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            im = Image.open(path)
+        im = Image.open(path)
     except Image.DecompressionBombError:
         raise BadImage(f"{path}: image too large (over {MAX_PIXELS} pixels: refused as a "
                        "possible decompression bomb)") from None
@@ -94,6 +99,12 @@ def read_image(path) -> np.ndarray:
 
 
 def _reason(e: Exception) -> str:
+    from PIL import UnidentifiedImageError
+
+    if isinstance(e, UnidentifiedImageError):
+        return "not an image format Pillow recognises"
+    if isinstance(e, OSError) and e.strerror:  # no such file, is a directory, permission
+        return e.strerror.lower()
     text = " ".join(str(e).split())
     if isinstance(e, (OSError, SyntaxError)) and text:
         return text
