@@ -255,39 +255,30 @@ def _(tmp, rng, model):
     return cli.train_main, _ck_args(tmp, rng, tmp / "in" / "ck"), "no class folders"
 
 
-@case("ckplus-empty-class-folder")
-def _(tmp, rng, model):
-    data = make_ck(tmp / "in" / "ck", rng)
-    (data / "fear").mkdir()
-    return cli.train_main, _ck_args(tmp, rng, data), "fear: class 'fear' has no images"
+def _spoilt_case(name, make, args, spoil, expect):
+    """A good copy made by ``make(root, rng)``, spoilt by ``spoil(root, rng)``, given to
+    tfe-train with ``args(tmp, rng, root)``."""
+    @case(name)
+    def build(tmp, rng, model):
+        data = make(tmp / "in" / "data", rng)
+        spoil(data, rng)
+        return cli.train_main, args(tmp, rng, data), expect
 
 
-@case("ckplus-unknown-emotion-folder")
-def _(tmp, rng, model):
-    data = make_ck(tmp / "in" / "ck", rng)
-    _png(data / "misc" / "S100_009_00000001.png", rng)
-    return cli.train_main, _ck_args(tmp, rng, data), "unknown emotion folder 'misc'"
+def _ck_case(name, spoil, expect):
+    _spoilt_case(f"ckplus-{name}", make_ck, _ck_args, spoil, expect)
 
 
-@case("ckplus-two-folders-one-class")
-def _(tmp, rng, model):
-    data = make_ck(tmp / "in" / "ck", rng)
-    _png(data / "angry" / "S100_009_00000001.png", rng)
-    return cli.train_main, _ck_args(tmp, rng, data), "'anger' and 'angry' are both"
-
-
-@case("ckplus-file-name-without-subject")
-def _(tmp, rng, model):
-    data = make_ck(tmp / "in" / "ck", rng)
-    _png(data / "happy" / "IMG_0001.png", rng)
-    return cli.train_main, _ck_args(tmp, rng, data), "IMG_0001.png: not a CK+ file name"
-
-
-@case("ckplus-truncated-image")
-def _(tmp, rng, model):
-    data = make_ck(tmp / "in" / "ck", rng)
-    _truncated(data / "happy" / "S101_002_00000001.png", rng)
-    return cli.train_main, _ck_args(tmp, rng, data), "S101_002_00000001.png: cannot read"
+_ck_case("empty-class-folder", lambda d, r: (d / "fear").mkdir(),
+         "fear: class 'fear' has no images")
+_ck_case("unknown-emotion-folder", lambda d, r: _png(d / "misc" / "S100_009_00000001.png", r),
+         "unknown emotion folder 'misc'")
+_ck_case("two-folders-one-class", lambda d, r: _png(d / "angry" / "S100_009_00000001.png", r),
+         "'anger' and 'angry' are both")
+_ck_case("file-name-without-subject", lambda d, r: _png(d / "happy" / "IMG_0001.png", r),
+         "IMG_0001.png: not a CK+ file name")
+_ck_case("truncated-image", lambda d, r: _truncated(d / "happy" / "S101_002_00000001.png", r),
+         "S101_002_00000001.png: cannot read")
 
 
 @case("ckplus-official-bad-emotion-code")
@@ -336,26 +327,22 @@ def _(tmp, rng, model):
 
 
 def _fer_row_case(name, row, expect):
-    @case(f"ferplus-{name}")
-    def build(tmp, rng, model):
-        data = make_fer(tmp / "in" / "fer", rng)
-        fer_train_row(data, row)
-        return cli.train_main, _fer_args(tmp, rng, data), expect
+    _spoilt_case(f"ferplus-{name}", make_fer, _fer_args, lambda d, r: fer_train_row(d, row),
+                 expect)
 
 
 _NAME = "fer0000002.png"
-_fer_row_case("vote-inf", FER_ROW.format(name=_NAME, votes="inf,1,1,0,0,0,0,0,0,0"),
-              "label.csv:3: vote for 'neutral' is 'inf'")
-_fer_row_case("vote-nan", FER_ROW.format(name=_NAME, votes="8,nan,1,0,0,0,0,0,0,0"),
-              "label.csv:3: vote for 'happiness' is 'nan'")
-_fer_row_case("vote-negative", FER_ROW.format(name=_NAME, votes="8,1,-1,0,0,0,0,0,0,0"),
-              "label.csv:3: vote for 'surprise' is '-1'")
-_fer_row_case("vote-not-a-number", FER_ROW.format(name=_NAME, votes="8,1,1,x,0,0,0,0,0,0"),
-              "label.csv:3: vote for 'sadness' is 'x'")
-_fer_row_case("vote-fraction", FER_ROW.format(name=_NAME, votes="8,1,1,0,0.5,0,0,0,0,0"),
-              "label.csv:3: vote for 'anger' is '0.5'")
-_fer_row_case("vote-empty", FER_ROW.format(name=_NAME, votes="8,1,1,0,0,,0,0,0,0"),
-              "label.csv:3: vote for 'disgust' is ''")
+_VOTE_CASES = [  # (case, the 10 votes of line 3, the column and value the error names)
+    ("inf", "inf,1,1,0,0,0,0,0,0,0", "'neutral' is 'inf'"),
+    ("nan", "8,nan,1,0,0,0,0,0,0,0", "'happiness' is 'nan'"),
+    ("negative", "8,1,-1,0,0,0,0,0,0,0", "'surprise' is '-1'"),
+    ("not-a-number", "8,1,1,x,0,0,0,0,0,0", "'sadness' is 'x'"),
+    ("fraction", "8,1,1,0,0.5,0,0,0,0,0", "'anger' is '0.5'"),
+    ("empty", "8,1,1,0,0,,0,0,0,0", "'disgust' is ''"),
+]
+for _case, _votes, _named in _VOTE_CASES:
+    _fer_row_case(f"vote-{_case}", FER_ROW.format(name=_NAME, votes=_votes),
+                  f"label.csv:3: vote for {_named}, expected a whole number >= 0")
 _fer_row_case("too-few-columns", FER_ROW.format(name=_NAME, votes="8,1,1,0,0,0,0,0,0"),
               "label.csv:3: expected 12 columns")
 _fer_row_case("too-many-columns", FER_ROW.format(name=_NAME, votes=GOOD_VOTES + ",0"),
