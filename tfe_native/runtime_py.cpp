@@ -46,11 +46,15 @@ class Graph {
 void bind_runtime(py::module_& m) {
   m.def("set_num_threads",
         [](int n) {
-          if (n < 1) fail("set_num_threads", "n must be >= 1, got " + std::to_string(n));
+          if (n < 1 || n > cpu::kMaxThreads)
+            fail("set_num_threads", "n must be between 1 and " +
+                                        std::to_string(cpu::kMaxThreads) + ", got " +
+                                        std::to_string(n));
           cpu::set_num_threads(n);
         },
         "n"_a, "Threads used by the CPU kernels (default: OMP_NUM_THREADS or all cores)");
   m.def("get_num_threads", &cpu::num_threads);
+  m.attr("MAX_NUM_THREADS") = cpu::kMaxThreads;
   m.def("empty_host_cache", &empty_host_cache,
         "Return the host memory kept for reuse by freed tensors to the system");
   m.def("cuda_built", &cuda::built, "True when this build has the CUDA backend");

@@ -16,8 +16,12 @@
 namespace tfe::cpu {
 
 // ---- threads -------------------------------------------------------------------------
-void set_num_threads(int n);   // n >= 1
-int num_threads();
+// At most kMaxThreads: more than the hardware threads of any current machine (two 192-core
+// sockets with SMT give 768), and each one is an OS thread with its own stack, so OpenMP
+// asked for 100000 fails to create them and crashes. Callers refuse larger counts.
+constexpr int kMaxThreads = 1024;
+void set_num_threads(int n);   // 1 <= n <= kMaxThreads
+int num_threads();             // an OMP_NUM_THREADS above kMaxThreads is capped
 
 // ---- conv2d (conv2d.cpp) ---------------------------------------------------------------
 // y[N,K,Ho,Wo] = conv(x[N,C,H,W], w[K,C,k,k]) + b[K], square kernel k, symmetric zero

@@ -8,6 +8,7 @@
 // omp_set_num_threads so that plain parallel regions on the calling thread agree.
 #include <omp.h>
 
+#include <algorithm>
 #include <atomic>
 
 #include "kernels.h"
@@ -25,7 +26,7 @@ void set_num_threads(int n) {
 
 int num_threads() {
   const int n = g_num_threads.load(std::memory_order_relaxed);
-  return n > 0 ? n : omp_get_max_threads();
+  return n > 0 ? n : std::min(omp_get_max_threads(), kMaxThreads);
 }
 
 }  // namespace tfe::cpu

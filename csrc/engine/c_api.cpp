@@ -128,7 +128,9 @@ const char* tfe_last_error(void) { return tls_error.c_str(); }
 
 tfe_status tfe_set_num_threads(int n) {
   return guarded([&] {
-    if (n < 1) fail(TFE_ERR_ARGUMENT, "number of threads must be >= 1");
+    if (n < 1 || n > tfe::cpu::kMaxThreads)
+      fail(TFE_ERR_ARGUMENT, "number of threads must be between 1 and " +
+                                 std::to_string(tfe::cpu::kMaxThreads));
     tfe::cpu::set_num_threads(n);
   });
 }

@@ -12,6 +12,8 @@ from dataclasses import fields
 import numpy as np
 
 from . import __version__
+from . import cli_inputs as checks
+from .errors import InputError, one_line_errors
 from .pipeline import Protocol, describe_split, fold_hash, results_document, run_split
 
 PAPER = {"ckplus": ("ResNet12", 97.56, 99.31), "ferplus": ("ResNet18", 83.09, 84.29)}
@@ -19,7 +21,7 @@ PAPER = {"ckplus": ("ResNet12", 97.56, 99.31), "ferplus": ("ResNet18", 83.09, 84
 
 def _train_parser():
     p = argparse.ArgumentParser(
-        prog="tfe-train",
+        prog="tfe-train", usage="%(prog)s [options] (--help lists them)",
         description="Identity and emotion joint learning: DeepID + ResNet pre-training, "
                     "TFE joint fine-tuning, controls; prints the paper-style table and "
                     "writes results.json. With no arguments: the built-in synthetic faces.")
@@ -34,41 +36,43 @@ def _train_parser():
     p.add_argument("--identity-dir", nargs="+", metavar="DIR",
                    help="folder-per-person identity data for DeepID (several combine); "
                    "real data sets without it use the built-in synthetic identity set")
-    p.add_argument("--folds", type=int, default=10, help="k of the k-fold protocol (default 10)")
-    p.add_argument("--max-folds", type=int, default=None,
+    p.add_argument("--folds", type=checks.at_least(3, " (test, validation and training folds)"),
+                   default=10, help="k of the k-fold protocol (default 10)")
+    p.add_argument("--max-folds", type=checks.at_least(1), default=None,
                    help="run only the first N folds (the results say how many ran)")
     p.add_argument("--leaky-folds", action="store_true",
                    help="image-level folds: the same person may be in training and test "
                    "(the leaky protocol, labelled as such; default: subject-independent)")
     p.add_argument("--out", default="tfe-run", help="output folder (default: ./tfe-run)")
-    p.add_argument("--seeds", type=int, nargs="+", default=None,
+    p.add_argument("--seeds", type=checks.seed, nargs="+", default=None,
                    help="one pipeline run per seed (its own people and initialisation); "
                    "mean ± std over them (default: 0 1)")
-    p.add_argument("--epochs-identity", type=int)
-    p.add_argument("--epochs-emotion", type=int)
-    p.add_argument("--epochs-joint", type=int)
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--lr-identity", type=float)
-    p.add_argument("--lr-emotion", type=float)
-    p.add_argument("--lr-joint", type=float)
-    p.add_argument("--lr-joint-identity", type=float,
+    p.add_argument("--epochs-identity", type=checks.at_least(1))
+    p.add_argument("--epochs-emotion", type=checks.at_least(1))
+    p.add_argument("--epochs-joint", type=checks.at_least(1))
+    p.add_argument("--batch-size", type=checks.at_least(1))
+    p.add_argument("--lr-identity", type=checks.learning_rate)
+    p.add_argument("--lr-emotion", type=checks.learning_rate)
+    p.add_argument("--lr-joint", type=checks.learning_rate)
+    p.add_argument("--lr-joint-identity", type=checks.learning_rate,
                    help="learning rate of the DeepID branch during joint fine-tuning")
     p.add_argument("--emotion-model", choices=["resnet12", "resnet18"])
     p.add_argument("--no-augment", action="store_true", help="no flip/shift/rotation")
     p.add_argument("--no-controls", action="store_true",
                    help="skip the two control runs (more-epochs baseline, random identity)")
-    p.add_argument("--people", type=int, nargs=4, metavar=("TRAIN", "VAL", "TEST", "IDENTITY"),
-                   default=None, help="synthetic: people in the expression train, validation "
+    p.add_argument("--people", type=checks.at_least(1), nargs=4,
+                   metavar=("TRAIN", "VAL", "TEST", "IDENTITY"), default=None, help="synthetic: people in the expression train, validation "
                    "and test splits and in the identity set (default 60 16 25 100)")
-    p.add_argument("--per-person", type=int, nargs=2, metavar=("EXPRESSION", "IDENTITY"),
-                   default=None, help="synthetic: images per person and class in the "
+    p.add_argument("--per-person", type=checks.at_least(1), nargs=2,
+                   metavar=("EXPRESSION", "IDENTITY"), default=None, help="synthetic: images per person and class in the "
                    "expression splits, and per person in the identity set (default 5 30)")
-    p.add_argument("--device", default="cpu",
+    p.add_argument("--device", default="cpu", type=checks.device_name,
                    help="cpu, cuda or cuda:N: where every stage trains (default cpu)")
     p.add_argument("--no-cuda-graph", action="store_true",
                    help="cuda: launch every kernel of a step from Python instead of replaying "
                    "the recorded step (slower; for debugging)")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all)")
+    p.add_argument("--threads", type=checks.threads, default=None,
+                   help="CPU threads (default: all)")
     p.add_argument("--no-progress", action="store_true", help="one log line per epoch instead "
                    "of progress bars")
     p.add_argument("--no-resume", action="store_true",
@@ -143,7 +147,14 @@ def _check_device(device):
 
 
 def train_main(argv=None):
-    args = _train_parser().parse_args(argv)
+    parser = _train_parser()
+    args = parser.parse_args(argv)
+    checks.check_train_args(parser, args)
+    with one_line_errors("tfe-train"):
+        return _train(args)
+
+
+def _train(args):
     _check_device(args.device)
     if args.threads is not None:
         if args.threads < 1:
@@ -195,19 +206,16 @@ def _real_main(args, protocol):
         raise SystemExit(f"tfe-train: error: --dataset {args.dataset} needs --data-dir")
     if args.folds < 3:
         raise SystemExit("tfe-train: error: --folds must be >= 3")
-    try:
-        identity_set = _identity_data(args, load_person_folders)
-        if args.dataset == "ferplus":
-            return _ferplus_main(args, protocol, identity_set)
-        data = load_ckplus(args.data_dir)
-    except (OSError, ValueError) as e:
-        raise SystemExit(f"tfe-train: error: {e}")
+    identity_set = _identity_data(args, load_person_folders)
+    if args.dataset == "ferplus":
+        return _ferplus_main(args, protocol, identity_set)
+    data = load_ckplus(args.data_dir)
     seed = protocol.seeds[0]
     kind = "image" if args.leaky_folds else "subject"
     try:
         folds = make_folds(data.subjects, data.labels, args.folds, seed, kind)
     except ValueError as e:
-        raise SystemExit(f"tfe-train: error: {e}")
+        raise InputError(f"{args.data_dir}: {e}") from None
     os.makedirs(args.out, exist_ok=True)
     description = fold_list(folds, data.subjects)
     atomic_write_json(os.path.join(args.out, "folds.json"),
@@ -395,6 +403,12 @@ def predict_main(argv=None):
     p.add_argument("images", nargs="+", help="image files (PNG, JPEG, PGM, ...; any size)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = p.parse_args(argv)
+    with one_line_errors("tfe-predict"):
+        return _predict(args)
+
+
+def _predict(args):
+    from .data.images import read_image
     from .data.transforms import resize_gray
     from .modelfile import LoadedModel
 
@@ -403,12 +417,7 @@ def predict_main(argv=None):
     except ValueError as e:
         raise SystemExit(f"tfe-predict: error: {e}")
     size = model.input_size[0]
-    batch = []
-    for path in args.images:
-        try:
-            batch.append(resize_gray(_read_image(path), size))
-        except ValueError as e:
-            raise SystemExit(f"tfe-predict: error: {e}")
+    batch = [resize_gray(read_image(path), size) for path in args.images]
     probs = model.probabilities(np.stack(batch))
     if args.json:
         print(json.dumps([{"image": path, **{c: float(v) for c, v in zip(model.classes, row)}}
@@ -420,22 +429,6 @@ def predict_main(argv=None):
         print(f"{os.path.basename(path):{width}s}" + "".join(f"{v:10.4f}" for v in row) +
               f"  {model.classes[int(row.argmax())]}")
     return 0
-
-
-def _read_image(path):
-    """uint8 [H, W] or [H, W, 3] from any format Pillow reads."""
-    try:
-        from PIL import Image
-    except ImportError:
-        raise ValueError("reading images needs Pillow (pip install pillow)") from None
-    try:
-        with Image.open(path) as im:
-            im.load()
-            if im.mode not in ("L", "RGB"):
-                im = im.convert("RGB")
-            return np.asarray(im)
-    except (OSError, SyntaxError) as e:
-        raise ValueError(f"{path}: cannot read image ({e})") from None
 
 
 def main():

@@ -156,7 +156,7 @@ def main(argv=None):
     args = p.parse_args(argv)
     try:
         export(args.model, args.onnx)
-    except (ValueError, KeyError) as e:
+    except (ValueError, KeyError, OSError) as e:  # ValueError includes InputError
         raise SystemExit(f"tfe-export: error: {e}")
     print(f"wrote {args.onnx}")
     return 0

@@ -118,7 +118,7 @@ TFE_API const char* tfe_status_string(tfe_status status);
    Valid until the next such call on this thread. */
 TFE_API const char* tfe_last_error(void);
 
-/* Threads used by one call (process-wide; n >= 1). */
+/* Threads used by one call (process-wide; 1 <= n <= 1024). */
 TFE_API tfe_status tfe_set_num_threads(int n);
 TFE_API int tfe_get_num_threads(void);
 

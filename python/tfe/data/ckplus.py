@@ -25,9 +25,11 @@ from collections import Counter
 
 import numpy as np
 
-from .folders import (EXPRESSIONS, BadImage, _image_files, canonical_expression,
-                      load_class_folders, read_image)
+from ..errors import InputError
+from .folders import (EXPRESSIONS, BadImage, canonical_expression, ckplus_subject_strict,
+                      class_folders, load_class_folders, read_image)
 from .imageset import ImageSet
+from .listing import Passed, is_hidden_or_system, list_folder, require_folder
 from .transforms import resize_gray
 
 __all__ = ["central_crop", "detect_layout", "frames_description", "load_ckplus",
@@ -51,9 +53,7 @@ _EMOTION = re.compile(r"^(S\d+)_(\d+)_(\d+)_emotion\.txt$")
 
 def detect_layout(root) -> str:
     """'official' (cohn-kanade-images/ + Emotion/) or 'folders' (one folder per emotion)."""
-    root = os.fspath(root)
-    if not os.path.isdir(root):
-        raise FileNotFoundError(f"{root}: no such folder")
+    root = require_folder(root)
     has_images = os.path.isdir(os.path.join(root, IMAGES_DIR))
     has_emotion = os.path.isdir(os.path.join(root, EMOTION_DIR))
     if has_images or has_emotion:
@@ -74,17 +74,17 @@ def read_emotion_file(path) -> int:
         with open(path, "r", encoding="ascii", errors="strict") as f:
             text = f.read()
     except UnicodeDecodeError:
-        raise ValueError(f"{path}: malformed emotion file (not text)") from None
+        raise InputError(f"{path}: malformed emotion file (not text)") from None
     fields = text.split()
     if len(fields) != 1:
-        raise ValueError(f"{path}: malformed emotion file: expected one number, got "
+        raise InputError(f"{path}: malformed emotion file: expected one number, got "
                          f"{len(fields)} fields")
     try:
         value = float(fields[0])
     except ValueError:
-        raise ValueError(f"{path}: malformed emotion code {fields[0]!r}") from None
+        raise InputError(f"{path}: malformed emotion code {fields[0]!r}") from None
     if not np.isfinite(value) or value != int(value) or not 0 <= value < len(EXPRESSIONS):
-        raise ValueError(f"{path}: unknown emotion code {fields[0]} (expected 0-7: "
+        raise InputError(f"{path}: unknown emotion code {fields[0]} (expected 0-7: "
                          f"{', '.join(EXPRESSIONS)})")
     return int(value)
 
@@ -105,41 +105,43 @@ def _labelled_sequences(root):
     emotion_root = os.path.join(root, EMOTION_DIR)
     out = []
     for dirpath, dirnames, filenames in os.walk(emotion_root):
-        dirnames.sort()
+        dirnames[:] = sorted(d for d in dirnames if not is_hidden_or_system(d))
         for f in sorted(filenames):
-            if f.startswith("."):
+            if is_hidden_or_system(f):
                 continue
             path = os.path.join(dirpath, f)
             m = _EMOTION.match(f)
             if not m:
                 if f.lower().endswith(".txt"):
-                    raise ValueError(f"{path}: not a CK+ emotion file name "
+                    raise InputError(f"{path}: not a CK+ emotion file name "
                                      "(expected S005_001_00000011_emotion.txt)")
                 continue
             out.append((m.group(1), m.group(2), int(m.group(3)), read_emotion_file(path), path))
     if not out:
-        raise ValueError(f"{emotion_root}: no *_emotion.txt label files inside")
+        raise InputError(f"{emotion_root}: no *_emotion.txt label files inside")
     return out
 
 
-def _sequence_frames(root, subject, sequence, label_frame, emotion_path):
-    """Sorted [(frame number, path)] of one labelled sequence, up to its labelled frame."""
+def _sequence_frames(root, subject, sequence, label_frame, emotion_path, passed):
+    """Sorted [(frame number, path)] of one labelled sequence, up to its labelled frame;
+    entries that are not its frames are noted in ``passed``."""
     folder = os.path.join(root, IMAGES_DIR, subject, sequence)
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"{emotion_path}: labelled sequence has no frames ({folder}: "
                                 "no such folder)")
     frames = []
-    for f in _image_files(folder):
+    for f in list_folder(folder, passed, subfolders_used=False)[1]:
         m = _FRAME.match(f)
         if not m or m.group(1) != subject or m.group(2) != sequence:
-            continue  # stray files are not frames of this sequence
+            passed.other.append(os.path.join(folder, f))  # not a frame of this sequence
+            continue
         frames.append((int(m.group(3)), os.path.join(folder, f)))
     frames.sort()
     if not frames:
-        raise ValueError(f"{emotion_path}: labelled sequence has no frames in {folder}")
+        raise InputError(f"{emotion_path}: labelled sequence has no frames in {folder}")
     numbers = [n for n, _ in frames]
     if label_frame not in numbers:
-        raise ValueError(f"{emotion_path}: labels frame {label_frame}, which is not among the "
+        raise InputError(f"{emotion_path}: labels frame {label_frame}, which is not among the "
                          f"{len(frames)} frames in {folder} (frames {numbers[0]}-{numbers[-1]})")
     return [fp for fp in frames if fp[0] <= label_frame]
 
@@ -195,8 +197,9 @@ def _load_official(root, size, skip_bad, log, use_opencv):
     sequences = _labelled_sequences(root)
     cropper = _Cropper(size, use_opencv)
     images, labels, subjects, skipped, short = [], [], [], [], 0
+    passed = Passed()
     for subject, sequence, label_frame, code, emotion_path in sequences:
-        frames = _sequence_frames(root, subject, sequence, label_frame, emotion_path)
+        frames = _sequence_frames(root, subject, sequence, label_frame, emotion_path, passed)
         # First frame neutral, last PEAK_FRAMES frames labelled; a sequence shorter than
         # PEAK_FRAMES + 1 frames gives what it has without using any frame twice.
         if len(frames) > 1:
@@ -219,13 +222,15 @@ def _load_official(root, size, skip_bad, log, use_opencv):
         images += cropper.sequence(raw)
         labels += raw_labels
         subjects += [subject] * len(raw)
+    if passed.notice(root):
+        log(passed.notice(root))
     if skipped:
         log(f"{root}: skipped {len(skipped)} unreadable image(s), first: {skipped[0]}")
     if short:
         log(f"{root}: {short} labelled sequence(s) have fewer than {PEAK_FRAMES + 1} frames; "
             "used the frames they have")
     if not images:
-        raise ValueError(f"{root}: no readable frames in the labelled sequences")
+        raise InputError(f"{root}: no readable frames in the labelled sequences")
     log(f"{root}: {len(sequences)} labelled sequences, {len(images)} frames; face crop: "
         f"{cropper.summary()}")
     return ImageSet(np.stack(images), np.array(labels, np.int64), list(EXPRESSIONS),
@@ -245,6 +250,7 @@ def load_ckplus(root, size=48, skip_bad=False, log=print, use_opencv=True) -> Im
     if layout == "official":
         return _load_official(os.fspath(root), size, skip_bad, log, use_opencv)
     return load_class_folders(root, size=size, skip_bad=skip_bad, log=log,
+                              subject_of=ckplus_subject_strict, expressions_only=True,
                               name="ckplus:" + os.path.basename(os.path.normpath(root)))
 
 
@@ -269,12 +275,11 @@ def frames_description(root, use_opencv=True) -> str:
         return (f"official CK+ layout: {n} labelled sequences; first frame of each as "
                 f"neutral + last {PEAK_FRAMES} frames with the sequence's label (8 classes); "
                 + _crop_description(use_opencv))
-    classes = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d))
-                     and not d.startswith("."))
+    classes = class_folders(root)
     canon = [canonical_expression(c) for c in classes]
     per_sequence = Counter()
     for d in classes:
-        for f in _image_files(os.path.join(root, d)):
+        for f in list_folder(os.path.join(root, d), Passed(), subfolders_used=False)[1]:
             m = _FRAME.match(f)
             if m:
                 per_sequence[(d, m.group(1), m.group(2))] += 1

@@ -52,8 +52,10 @@ import re
 
 import numpy as np
 
-from .folders import BadImage, read_image
+from ..errors import InputError
 from .imageset import ImageSet
+from .images import BadImage, read_image
+from .listing import require_folder
 from .transforms import resize_gray
 
 __all__ = ["CLASSES", "FOLDERS", "VOTE_COLUMNS", "ferplus_targets", "load_ferplus",
@@ -159,44 +161,79 @@ def ferplus_targets(votes, label_mode="majority", vote_rule="ferplus"):
 
 
 def _parse_votes(fields, where):
+    """Vote counts of one row: whole numbers >= 0 ("3" or "3.0"). FERPlus's reader takes
+    any float (so "inf" or "nan" would flow into its label rule); here any other value is
+    an error naming the row and column: a count that is not one means a damaged file."""
     if len(fields) != len(VOTE_COLUMNS):
-        raise ValueError(f"{where}: expected {len(VOTE_COLUMNS)} vote columns "
+        raise InputError(f"{where}: expected {len(VOTE_COLUMNS)} vote columns "
                          f"({', '.join(VOTE_COLUMNS)}), got {len(fields)}")
-    try:
-        votes = [int(float(f)) for f in fields]
-        if any(float(f) != v for f, v in zip(fields, votes)):
-            raise ValueError
-    except ValueError:
-        raise ValueError(f"{where}: votes must be whole numbers, got {fields}") from None
-    if min(votes) < 0:
-        raise ValueError(f"{where}: negative vote count in {fields}")
+    votes = []
+    for column, text in zip(VOTE_COLUMNS, fields):
+        try:
+            value = float(text)
+        except ValueError:
+            value = None
+        if value is None or not np.isfinite(value) or value != int(value) or value < 0 \
+                or value > 2**31:
+            raise InputError(f"{where}: vote for {column!r} is {text.strip()!r}, expected a "
+                             "whole number >= 0")
+        votes.append(int(value))
     return votes
+
+
+def _csv_rows(path):
+    """(line number, row) of a CSV file; InputError naming the file (and line) when it is
+    not a readable text CSV."""
+    line = 0
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            for line, row in enumerate(csv.reader(f), 1):
+                yield line, row
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: not a text CSV file (not UTF-8)") from None
+    except csv.Error as e:
+        raise InputError(f"{path}:{line + 1}: malformed CSV ({e})") from None
 
 
 def read_label_csv(path):
     """FERPlus ``label.csv`` -> (image names [N], boxes int [N, 4] as (x, y, w, h),
     votes int64 [N, 10]). A malformed row is an error naming the file and line."""
-    names, boxes, votes = [], [], []
-    with open(path, newline="") as f:
-        for line, row in enumerate(csv.reader(f), 1):
-            if not row or all(not c.strip() for c in row):
-                continue
-            where = f"{path}:{line}"
-            if line == 1 and row[0].strip().lower() in ("image name", "image", "name"):
-                continue  # a header row
-            if len(row) != 2 + len(VOTE_COLUMNS):
-                raise ValueError(f"{where}: expected {2 + len(VOTE_COLUMNS)} columns (image "
-                                 f"name, face box, {len(VOTE_COLUMNS)} votes), got {len(row)}")
-            m = _BOX.match(row[1].strip())
-            if not m:
-                raise ValueError(f"{where}: malformed face box {row[1]!r} (expected "
-                                 "'(x, y, w, h)')")
-            names.append(row[0].strip())
-            boxes.append([int(g) for g in m.groups()])
-            votes.append(_parse_votes(row[2:], where))
+    return _read_label_rows(path)[:3]
+
+
+def _read_label_rows(path):
+    """``read_label_csv`` plus the line number of each row."""
+    names, boxes, votes, lines, first = [], [], [], [], {}
+    for line, row in _csv_rows(path):
+        if not row or all(not c.strip() for c in row):
+            continue
+        where = f"{path}:{line}"
+        if line == 1 and row[0].strip().lower() in ("image name", "image", "name"):
+            continue  # a header row
+        if len(row) != 2 + len(VOTE_COLUMNS):
+            raise InputError(f"{where}: expected {2 + len(VOTE_COLUMNS)} columns (image "
+                             f"name, face box, {len(VOTE_COLUMNS)} votes), got {len(row)}")
+        name = row[0].strip()
+        if not name or name != os.path.basename(name) or name in (".", ".."):
+            raise InputError(f"{where}: image name {row[0]!r} is not a file name in the "
+                             "folder of the label file")
+        # The same image twice would be trained on (or scored) twice, possibly with
+        # conflicting votes: a merged or damaged label file.
+        if name in first:
+            raise InputError(f"{where}: image {name} is listed again (first at line "
+                             f"{first[name]})")
+        first[name] = line
+        m = _BOX.match(row[1].strip())
+        if not m:
+            raise InputError(f"{where}: malformed face box {row[1]!r} (expected "
+                             "'(x, y, w, h)')")
+        names.append(name)
+        boxes.append([int(g) for g in m.groups()])
+        votes.append(_parse_votes(row[2:], where))
+        lines.append(line)
     if not names:
-        raise ValueError(f"{path}: no rows")
-    return names, np.array(boxes, np.int64), np.array(votes, np.int64)
+        raise InputError(f"{path}: no rows")
+    return names, np.array(boxes, np.int64), np.array(votes, np.int64), lines
 
 
 def _crop(image, box, size, where):
@@ -205,7 +242,7 @@ def _crop(image, box, size, where):
     if (x, y, bw, bh) != (0, 0, w, h):
         x0, y0, x1, y1 = max(x, 0), max(y, 0), min(x + bw, w), min(y + bh, h)
         if x1 <= x0 or y1 <= y0:
-            raise ValueError(f"{where}: face box {tuple(box)} lies outside the {w}x{h} image")
+            raise InputError(f"{where}: face box {tuple(box)} lies outside the {w}x{h} image")
         image = image[y0:y1, x0:x1]
     return resize_gray(image, size)
 
@@ -240,15 +277,16 @@ def _load_folders(root, label_mode, vote_rule, size, splits, skip_bad, log):
         if not os.path.isfile(label_path):
             raise FileNotFoundError(f"{label_path}: no such file (FERPlus label file of the "
                                     f"{split} split)")
-        names, boxes, votes = read_label_csv(label_path)
+        names, boxes, votes, lines = _read_label_rows(label_path)
         mode = label_mode if split == "train" else "majority"
         keep, labels, soft = ferplus_targets(votes, mode, vote_rule)
         images, kept_rows, skipped = [], [], []
         for i in np.flatnonzero(keep):
             path = os.path.join(folder, names[i])
-            if not os.path.isfile(path):
-                raise FileNotFoundError(f"{path}: image listed in {label_path} not found")
             try:
+                if not os.path.isfile(path):
+                    raise BadImage(f"{label_path}:{lines[i]}: image {names[i]} not found in "
+                                   f"{folder}")
                 images.append(_crop(read_image(path), boxes[i], size, path))
                 kept_rows.append(i)
             except BadImage as e:
@@ -262,7 +300,7 @@ def _load_folders(root, label_mode, vote_rule, size, splits, skip_bad, log):
             keep = np.zeros_like(keep)
             keep[kept_rows] = True
         if not images:
-            raise ValueError(f"{label_path}: no image is kept by the {mode} rule")
+            raise InputError(f"{label_path}: no image is kept by the {mode} rule")
         _log_split(log, folder, split, len(names), keep, labels, f"{mode}, {vote_rule} rule")
         out[split] = _split_set("ferplus", split, np.stack(images), names, keep, labels, soft,
                                 label_mode)
@@ -277,66 +315,66 @@ def _read_pair(root, splits, size, log):
         if not os.path.isfile(p):
             raise FileNotFoundError(f"{p}: no such file (the FER2013 csv layout needs "
                                     "fer2013.csv and fer2013new.csv side by side)")
-    with open(old_path, newline="") as f_old, open(new_path, newline="") as f_new:
-        old, new = csv.reader(f_old), csv.reader(f_new)
-        h_old, h_new = next(old, None), next(new, None)
-        if not h_old or [c.strip().lower() for c in h_old] != ["emotion", "pixels", "usage"]:
-            raise ValueError(f"{old_path}:1: expected the header 'emotion,pixels,Usage', got "
-                             f"{h_old}")
-        if not h_new or len(h_new) != 2 + len(VOTE_COLUMNS) or \
-                h_new[0].strip().lower() != "usage":
-            raise ValueError(f"{new_path}:1: expected the header 'Usage,Image name,"
-                             f"{','.join(VOTE_COLUMNS)}', got {h_new}")
-        wanted = {USAGE[s]: s for s in splits}
-        data = {s: ([], [], []) for s in splits}
-        line, no_name = 1, 0
-        seen = {}
-        while True:
-            r_old, r_new = next(old, None), next(new, None)
-            line += 1
-            if r_old is None and r_new is None:
-                break
-            if r_old is None or r_new is None:
-                short = old_path if r_old is None else new_path
-                raise ValueError(f"{short}: ends at line {line - 1}, the other file goes on: "
-                                 "fer2013new.csv must have the rows of fer2013.csv")
-            if not r_old and not r_new:
-                continue
-            if len(r_old) != 3:
-                raise ValueError(f"{old_path}:{line}: expected 3 columns, got {len(r_old)}")
-            if len(r_new) != 2 + len(VOTE_COLUMNS):
-                raise ValueError(f"{new_path}:{line}: expected {2 + len(VOTE_COLUMNS)} "
-                                 f"columns, got {len(r_new)}")
-            usage = r_old[2].strip()
-            if r_new[0].strip() != usage:
-                raise ValueError(f"{new_path}:{line}: Usage {r_new[0]!r} differs from "
-                                 f"{old_path}'s {usage!r}: the files are not in the same order")
-            if usage not in USAGE.values():
-                raise ValueError(f"{old_path}:{line}: unknown Usage {usage!r} (expected "
-                                 f"{', '.join(USAGE.values())})")
-            name = r_new[1].strip()
-            if not name:
-                no_name += 1
-                continue
-            if usage not in wanted:
-                continue
-            votes = _parse_votes(r_new[2:], f"{new_path}:{line}")
-            try:
-                pixels = np.array(r_old[1].split(), dtype=np.int64)
-            except ValueError:
-                raise ValueError(f"{old_path}:{line}: pixels are not integers") from None
-            side = int(round(np.sqrt(pixels.size)))
-            if pixels.size == 0 or side * side != pixels.size:
-                raise ValueError(f"{old_path}:{line}: {pixels.size} pixels do not make a square "
-                                 "image (FER2013: 2304 = 48x48)")
-            if pixels.min() < 0 or pixels.max() > 255:
-                raise ValueError(f"{old_path}:{line}: pixel values outside 0-255")
-            image = pixels.astype(np.uint8).reshape(side, side)
-            seen[name] = seen.get(name, 0) + 1
-            d = data[wanted[usage]]
-            d[0].append(image if side == size else resize_gray(image, size))
-            d[1].append(name)
-            d[2].append(votes)
+    old = (row for _, row in _csv_rows(old_path))
+    new = (row for _, row in _csv_rows(new_path))
+    h_old, h_new = next(old, None), next(new, None)
+    if not h_old or [c.strip().lower() for c in h_old] != ["emotion", "pixels", "usage"]:
+        raise InputError(f"{old_path}:1: expected the header 'emotion,pixels,Usage', got "
+                         f"{h_old}")
+    if not h_new or len(h_new) != 2 + len(VOTE_COLUMNS) or \
+            h_new[0].strip().lower() != "usage":
+        raise InputError(f"{new_path}:1: expected the header 'Usage,Image name,"
+                         f"{','.join(VOTE_COLUMNS)}', got {h_new}")
+    wanted = {USAGE[s]: s for s in splits}
+    data = {s: ([], [], []) for s in splits}
+    line, no_name = 1, 0
+    seen = {}
+    while True:
+        r_old, r_new = next(old, None), next(new, None)
+        line += 1
+        if r_old is None and r_new is None:
+            break
+        if r_old is None or r_new is None:
+            short = old_path if r_old is None else new_path
+            raise InputError(f"{short}: ends at line {line - 1}, the other file goes on: "
+                             "fer2013new.csv must have the rows of fer2013.csv")
+        if not r_old and not r_new:
+            continue
+        if len(r_old) != 3:
+            raise InputError(f"{old_path}:{line}: expected 3 columns, got {len(r_old)}")
+        if len(r_new) != 2 + len(VOTE_COLUMNS):
+            raise InputError(f"{new_path}:{line}: expected {2 + len(VOTE_COLUMNS)} "
+                             f"columns, got {len(r_new)}")
+        usage = r_old[2].strip()
+        if r_new[0].strip() != usage:
+            raise InputError(f"{new_path}:{line}: Usage {r_new[0]!r} differs from "
+                             f"{old_path}'s {usage!r}: the files are not in the same order")
+        if usage not in USAGE.values():
+            raise InputError(f"{old_path}:{line}: unknown Usage {usage!r} (expected "
+                             f"{', '.join(USAGE.values())})")
+        name = r_new[1].strip()
+        if not name:
+            no_name += 1
+            continue
+        if usage not in wanted:
+            continue
+        votes = _parse_votes(r_new[2:], f"{new_path}:{line}")
+        try:
+            pixels = np.array(r_old[1].split(), dtype=np.int64)
+        except ValueError:
+            raise InputError(f"{old_path}:{line}: pixels are not integers") from None
+        side = int(round(np.sqrt(pixels.size)))
+        if pixels.size == 0 or side * side != pixels.size:
+            raise InputError(f"{old_path}:{line}: {pixels.size} pixels do not make a square "
+                             "image (FER2013: 2304 = 48x48)")
+        if pixels.min() < 0 or pixels.max() > 255:
+            raise InputError(f"{old_path}:{line}: pixel values outside 0-255")
+        image = pixels.astype(np.uint8).reshape(side, side)
+        seen[name] = seen.get(name, 0) + 1
+        d = data[wanted[usage]]
+        d[0].append(image if side == size else resize_gray(image, size))
+        d[1].append(name)
+        d[2].append(votes)
     if no_name:
         log(f"{new_path}: dropped {no_name} row(s) without an image name (not in FERPlus)")
     dups = sorted(n for n, c in seen.items() if c > 1)
@@ -362,7 +400,7 @@ def _load_pair(root, label_mode, vote_rule, size, splits, log):
         mode = label_mode if split == "train" else "majority"
         keep, labels, soft = ferplus_targets(votes, mode, vote_rule)
         if not keep.any():
-            raise ValueError(f"{root}: {split}: no image is kept by the {mode} rule")
+            raise InputError(f"{root}: {split}: no image is kept by the {mode} rule")
         _log_split(log, root, split, len(names), keep, labels, f"{mode}, {vote_rule} rule")
         stacked = np.stack([im for im, k in zip(images, keep) if k])
         out[split] = _split_set("fer2013", split, stacked, names, keep, labels, soft,
@@ -391,8 +429,7 @@ def load_ferplus(root, label_mode="majority", size=48, log=print, vote_rule="fer
     unknown = [s for s in splits if s not in SPLITS]
     if unknown:
         raise ValueError(f"splits: unknown {unknown} (expected some of {', '.join(SPLITS)})")
-    if not os.path.isdir(root):
-        raise FileNotFoundError(f"{root}: no such folder")
+    require_folder(root)
     if any(os.path.isdir(os.path.join(root, f)) for f in FOLDERS.values()):
         return _load_folders(root, label_mode, vote_rule, size, splits, skip_bad, log)
     if os.path.isfile(os.path.join(root, "fer2013.csv")) or \

@@ -1,9 +1,15 @@
 """Image folders: one folder per class (CK+48-style expression sets) or per person
 (CASIA-WebFace-style identity sets), read into an ImageSet of size x size grayscale faces.
 
-Every problem names the file: an unreadable or truncated image is an error, unless the
-caller asked to skip bad images, in which case they are skipped and counted (never
-silently). A missing folder, an empty class or an unknown class name is an error.
+Every problem names the file. A missing folder, a data path that is a file, an empty
+class, no images at all, or (for CK+) an unknown emotion folder or a file name without a
+subject is an error. Hidden/system entries (``__MACOSX/``, ``.DS_Store``, ...) and files
+that are not images of a class or person are ignored, and one notice line says how many.
+
+An unreadable image (truncated, corrupt, a decompression bomb, ``images.read_image``) stops
+the load with an error naming it: a damaged copy of a data set would otherwise train and
+score on fewer images than its published counts without anyone noticing. ``skip_bad=True``
+(API only) skips such images instead and counts them in one log line.
 """
 
 from __future__ import annotations
@@ -13,11 +19,15 @@ import re
 
 import numpy as np
 
+from ..errors import InputError
 from .imageset import ImageSet
+from .images import BadImage, read_image
+from .listing import IMAGE_EXTENSIONS, Passed, list_folder, require_folder
 from .transforms import resize_gray
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".pgm", ".ppm", ".pnm", ".gif", ".bmp", ".tif",
-                    ".tiff")
+__all__ = ["BadImage", "EXPRESSIONS", "IMAGE_EXTENSIONS", "canonical_expression",
+           "ckplus_subject", "ckplus_subject_strict", "load_class_folders",
+           "load_person_folders", "read_image"]
 
 # The paper's 8 expression classes in CK+'s code order (0-7), and the folder names used
 # for them by common copies.
@@ -27,29 +37,6 @@ _ALIASES = {"angry": "anger", "happiness": "happy", "sad": "sadness", "surprised
 
 # CK+ file names: S010_004_00000017.png = subject S010, sequence 004, frame 17.
 _CKPLUS_NAME = re.compile(r"^(S\d+)_(\d+)_(\d+)")
-
-
-class BadImage(ValueError):
-    pass
-
-
-def read_image(path) -> np.ndarray:
-    """uint8 [H, W] or [H, W, 3] from any format Pillow reads; BadImage names the file."""
-    from PIL import Image
-
-    try:
-        with Image.open(path) as im:
-            im.load()
-            if im.mode not in ("L", "RGB"):
-                im = im.convert("RGB") if im.mode in ("RGBA", "P", "CMYK") else im.convert("L")
-            return np.asarray(im)
-    except (OSError, SyntaxError, ValueError) as e:
-        raise BadImage(f"{path}: cannot read image ({e})") from None
-
-
-def _image_files(folder):
-    return sorted(f for f in os.listdir(folder)
-                  if f.lower().endswith(IMAGE_EXTENSIONS) and not f.startswith("."))
 
 
 def _load(paths, size, skip_bad):
@@ -76,35 +63,82 @@ def ckplus_subject(filename: str) -> str:
     return m.group(1) if m else os.path.splitext(os.path.basename(filename))[0]
 
 
-def load_class_folders(root, size=48, subject_of=ckplus_subject, name=None, skip_bad=False,
-                       log=print) -> ImageSet:
-    """``root/<class>/<image>``: expression classes in the paper's order where the folder
-    names are expression names (CK+48 has 7, without neutral), sorted otherwise."""
-    root = os.fspath(root)
-    if not os.path.isdir(root):
-        raise FileNotFoundError(f"{root}: no such folder")
-    folders = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d))
-                     and not d.startswith("."))
-    if not folders:
-        raise ValueError(f"{root}: no class folders inside")
+def ckplus_subject_strict(path: str) -> str:
+    """'S010' for CK+ names like S010_004_00000017.png; InputError naming the file for any
+    other name. Not skipped and not guessed: the subject decides which fold an image goes
+    to, so a file without one would either become an extra "person" (putting that person's
+    real images on both sides of a fold) or silently change the image count."""
+    m = _CKPLUS_NAME.match(os.path.basename(path))
+    if not m:
+        raise InputError(f"{path}: not a CK+ file name (expected S<subject>_<sequence>_"
+                         "<frame>, e.g. S010_004_00000017.png): its person is unknown, so "
+                         "subject-independent folds cannot place it; move it out of the "
+                         "data folder")
+    return m.group(1)
+
+
+def _class_order(root, folders, expressions_only):
+    """(folders in class order, class names). Expression folders (names or aliases) take
+    the paper's order; a set of other names is sorted, unless ``expressions_only``."""
     canon = {d: canonical_expression(d) for d in folders}
-    if all(c in EXPRESSIONS for c in canon.values()):
-        folders.sort(key=lambda d: EXPRESSIONS.index(canon[d]))
-        classes = [canon[d] for d in folders]
-    else:
-        classes = folders
+    unknown = [d for d in folders if canon[d] not in EXPRESSIONS]
+    if unknown and (expressions_only or len(unknown) < len(folders)):
+        known = ", ".join(EXPRESSIONS) + " (or " + ", ".join(sorted(_ALIASES)) + ")"
+        raise InputError(f"{os.path.join(root, unknown[0])}: unknown emotion folder "
+                         f"{unknown[0]!r} (expected one of {known})")
+    if unknown:
+        return folders, list(folders)
+    by_class = {}
+    for d in folders:
+        if canon[d] in by_class:
+            raise InputError(f"{root}: folders {by_class[canon[d]]!r} and {d!r} are both the "
+                             f"class {canon[d]!r}")
+        by_class[canon[d]] = d
+    folders = sorted(folders, key=lambda d: EXPRESSIONS.index(canon[d]))
+    return folders, [canon[d] for d in folders]
+
+
+def class_folders(root, passed=None):
+    """The class folder names under ``root`` (sorted), hidden/system entries and stray
+    files noted in ``passed``."""
+    root = require_folder(root)
+    passed = Passed() if passed is None else passed
+    folders, stray_images = list_folder(root, passed)
+    if not folders:
+        found = f" (found {len(stray_images)} images directly in it)" if stray_images else ""
+        raise InputError(f"{root}: no class folders inside{found}: expected "
+                         "<folder>/<class>/<image>")
+    passed.other += [os.path.join(root, f) for f in stray_images]
+    return folders
+
+
+def load_class_folders(root, size=48, subject_of=ckplus_subject, name=None, skip_bad=False,
+                       log=print, expressions_only=False) -> ImageSet:
+    """``root/<class>/<image>``: expression classes in the paper's order where the folder
+    names are expression names (CK+48 has 7, without neutral), sorted otherwise
+    (``expressions_only``: other names are an error). A mix of expression and other
+    names is an error (a misspelt emotion would otherwise reorder every class)."""
+    root = os.fspath(root)
+    passed = Passed()
+    folders, classes = _class_order(root, class_folders(root, passed), expressions_only)
     images, labels, subjects, skipped = [], [], [], []
     for label, d in enumerate(folders):
-        files = [os.path.join(root, d, f) for f in _image_files(os.path.join(root, d))]
+        folder = os.path.join(root, d)
+        files = [os.path.join(folder, f) for f in list_folder(folder, passed, False)[1]]
         if not files:
-            raise ValueError(f"{os.path.join(root, d)}: class '{classes[label]}' has no images")
+            raise InputError(f"{folder}: class '{classes[label]}' has no images")
+        people = [subject_of(p) for p in files]  # before decoding: names fail fast
         imgs, kept, bad = _load(files, size, skip_bad)
         if not imgs:
-            raise ValueError(f"{os.path.join(root, d)}: no readable images")
+            raise InputError(f"{folder}: no readable images")
         images += imgs
         labels += [label] * len(imgs)
-        subjects += [subject_of(p) for p in kept]
+        kept = set(kept)
+        subjects += [s for p, s in zip(files, people) if p in kept]
         skipped += bad
+    notice = passed.notice(root)
+    if notice:
+        log(notice)
     if skipped:
         log(f"{root}: skipped {len(skipped)} unreadable image(s), first: {skipped[0]}")
     return ImageSet(np.stack(images), np.array(labels, np.int64), classes, np.array(subjects),
@@ -119,16 +153,16 @@ def load_person_folders(roots, size=48, min_images=2, skip_bad=False, log=print)
         roots = [roots]
     images, labels, names, skipped, too_few = [], [], [], [], 0
     for root in map(os.fspath, roots):
-        if not os.path.isdir(root):
-            raise FileNotFoundError(f"{root}: no such folder")
+        passed = Passed()
         base = os.path.basename(os.path.normpath(root))
-        people = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d))
-                        and not d.startswith("."))
+        people, stray = list_folder(require_folder(root), passed)
         if not people:
-            raise ValueError(f"{root}: no person folders inside")
+            raise InputError(f"{root}: no person folders inside: expected "
+                             "<folder>/<person>/<image>")
+        passed.other += [os.path.join(root, f) for f in stray]
         for person in people:
-            files = [os.path.join(root, person, f)
-                     for f in _image_files(os.path.join(root, person))]
+            folder = os.path.join(root, person)
+            files = [os.path.join(folder, f) for f in list_folder(folder, passed, False)[1]]
             imgs, _, bad = _load(files, size, skip_bad)
             skipped += bad
             if len(imgs) < min_images:
@@ -137,12 +171,15 @@ def load_person_folders(roots, size=48, min_images=2, skip_bad=False, log=print)
             labels += [len(names)] * len(imgs)
             names.append(f"{base}/{person}")
             images += imgs
+        notice = passed.notice(root)
+        if notice:
+            log(notice)
     if skipped:
         log(f"identity data: skipped {len(skipped)} unreadable image(s), first: {skipped[0]}")
     if too_few:
         log(f"identity data: left out {too_few} people with fewer than {min_images} images")
     if not names:
-        raise ValueError(f"{', '.join(map(str, roots))}: no person has {min_images}+ images")
+        raise InputError(f"{', '.join(map(str, roots))}: no person has {min_images}+ images")
     labels = np.array(labels, np.int64)
     return ImageSet(np.stack(images), labels, names, np.array(names)[labels],
                     name="identity:" + "+".join(os.path.basename(os.path.normpath(r))
