@@ -33,12 +33,17 @@ class BadImage(ValueError):
     pass
 
 
-def read_image(path) -> np.ndarray:
-    """uint8 [H, W] or [H, W, 3] from any format Pillow reads; BadImage names the file."""
+def read_image(path, data: bytes | None = None) -> np.ndarray:
+    """uint8 [H, W] or [H, W, 3] from any format Pillow reads; BadImage names the file.
+
+    data: the file's bytes when the caller has read them already (``path`` then only
+    names the file in errors)."""
+    import io
+
     from PIL import Image
 
     try:
-        with Image.open(path) as im:
+        with Image.open(path if data is None else io.BytesIO(data)) as im:
             im.load()
             if im.mode not in ("L", "RGB"):
                 im = im.convert("RGB") if im.mode in ("RGBA", "P", "CMYK") else im.convert("L")
