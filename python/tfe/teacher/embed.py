@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+import signal
 import sys
 import time
 
@@ -42,8 +43,10 @@ _teacher = None
 _worker_error = None
 
 
-def _init_worker():
+def _init_worker(own_process=True):
     global _teacher, _worker_error
+    if own_process:  # Ctrl-C is the parent's to handle (see _results)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     for v in _THREAD_VARIABLES:  # before dlib is imported in this process
         os.environ[v] = "1"
     try:
@@ -102,15 +105,26 @@ def _plan(paths, cache, log):
 
 def _results(todo, workers):
     if workers == 1:
-        _init_worker()
+        _init_worker(own_process=False)
         yield from map(_embed_one, todo)
         return
     import multiprocessing
 
     # spawn: each worker starts clean and imports dlib itself (no forked locks or threads).
+    # Workers ignore Ctrl-C from the start (the disposition is inherited): the parent alone
+    # handles it, saves what it has and stops them; a worker killed by it would leave the
+    # pool waiting for its results forever.
     ctx = multiprocessing.get_context("spawn")
-    with ctx.Pool(workers, initializer=_init_worker) as pool:
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        pool = ctx.Pool(workers, initializer=_init_worker)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    try:
         yield from pool.imap_unordered(_embed_one, todo, chunksize=4)
+    finally:
+        pool.terminate()
+        pool.join()
 
 
 def run(inputs, cache_dir, workers, progress=True, log=print):
@@ -137,8 +151,9 @@ def run(inputs, cache_dir, workers, progress=True, log=print):
     embedded, started, last_flush = 0, time.time(), time.time()
     bar = tqdm(total=len(todo), unit="img", disable=not progress or not todo,
                mininterval=1.0 if sys.stderr.isatty() else 60.0, dynamic_ncols=True)
+    results = _results(todo, workers)
     try:
-        for path, key, vector, error in _results(todo, workers):
+        for path, key, vector, error in results:
             bar.update(1)
             if error is not None:
                 if error.startswith(_MODELS_FAILED):
@@ -152,12 +167,14 @@ def run(inputs, cache_dir, workers, progress=True, log=print):
                 cache.flush()
                 last_flush = time.time()
     except KeyboardInterrupt:
+        results.close()
         bar.close()
         cache.flush()
         log(f"{PROG}: interrupted after {embedded} new descriptors (saved; the cache holds "
             f"{len(cache)}); run the same command again to continue")
         raise SystemExit(130)
     finally:
+        results.close()  # stops the worker processes, however the loop ended
         bar.close()
         cache.flush()
     cache.compact()
@@ -170,8 +187,14 @@ def run(inputs, cache_dir, workers, progress=True, log=print):
     return embedded, bad
 
 
+def _stop(signum, frame):
+    raise KeyboardInterrupt
+
+
 def main(argv=None):
     args = _parser().parse_args(argv)
+    # `kill` (SIGTERM) stops a background run as Ctrl-C does: what is computed is saved.
+    signal.signal(signal.SIGTERM, _stop)
     run(args.inputs, args.cache, args.workers, progress=not args.no_progress)
     return 0
 
