@@ -73,8 +73,8 @@ def _embed_one(path):
         return path, key, _teacher.describe(read_image(path, data=data)), None
     except BadImage as e:
         return path, key, None, str(e)
-    except (ValueError, RuntimeError) as e:
-        return path, key, None, f"{path}: teacher failed ({e})"
+    except Exception as e:  # e.g. Pillow's decompression-bomb guard: one image, not the run
+        return path, key, None, f"{path}: cannot embed ({type(e).__name__}: {e})"
 
 
 # ---- parent side ---------------------------------------------------------------------------
@@ -159,7 +159,7 @@ def run(inputs, cache_dir, workers, progress=True, log=print):
                 if error.startswith(_MODELS_FAILED):
                     _fail(error)
                 bad.append(error)
-                bar.write(f"{PROG}: skipped {error}")
+                (log if bar.disable else bar.write)(f"{PROG}: skipped {error}")
                 continue
             cache.add(key, vector)
             embedded += 1
