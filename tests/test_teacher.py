@@ -328,3 +328,37 @@ def test_installed_models_are_the_recipes():
     assert os.path.basename(paths["face_model"]) == RECIPE["face_model"]["file"]
     assert os.path.basename(paths["landmark_model"]) == RECIPE["landmark_model"]["file"]
     assert "68" not in " ".join(paths.values())
+
+
+# A tfe-embed that says "added" each time a descriptor reaches the parent's cache.
+NOISY_EMBED = """
+import sys
+from tfe.teacher import cache, embed
+add = cache.DescriptorCache.add
+def noisy_add(self, key, vector):
+    add(self, key, vector)
+    print("added", flush=True)
+cache.DescriptorCache.add = noisy_add
+sys.exit(embed.main(sys.argv[1:]))
+"""
+
+
+@needs_teacher
+def test_command_stopped_by_sigterm_saves_and_resumes(tmp_path):
+    import signal
+
+    write_faces(tmp_path / "in", SyntheticFaces(seed=11).identity_set(40, 1).images)
+    argv = [sys.executable, "-c", NOISY_EMBED, str(tmp_path / "in"), "--cache",
+            str(tmp_path / "cache"), "--workers", "2", "--no-progress"]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert "40 to embed" in proc.stdout.readline()
+    assert proc.stdout.readline().strip() == "added"  # work is under way: stop it now
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, (out, err)
+    assert "interrupted after" in out and "Traceback" not in err
+    saved = len(DescriptorCache(tmp_path / "cache"))
+    assert 1 <= saved < 40
+    embedded, bad = embed.run([tmp_path / "in"], tmp_path / "cache", workers=1,
+                              progress=False, log=lambda m: None)
+    assert not bad and saved + embedded == 40
