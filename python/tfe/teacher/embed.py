@@ -3,8 +3,8 @@ folders, into a content-keyed cache (``cache.py``).
 
 Images already in the cache are not computed again, so rerunning the same command
 continues an interrupted run. One process per worker, each with its own dlib models and
-one thread (dlib's network runs single-threaded per image; processes scale on all cores).
-Unreadable images are named, skipped and counted.
+any OpenMP/BLAS thread pool held to one thread, so that the workers, not threads, share the
+cores. Unreadable images are named, skipped and counted.
 """
 
 from __future__ import annotations
@@ -45,10 +45,10 @@ _worker_error = None
 
 def _init_worker(own_process=True):
     global _teacher, _worker_error
-    if own_process:  # Ctrl-C is the parent's to handle (see _results)
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-    for v in _THREAD_VARIABLES:  # before dlib is imported in this process
-        os.environ[v] = "1"
+    if own_process:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's (_results)
+        for v in _THREAD_VARIABLES:  # before dlib is imported in this process
+            os.environ[v] = "1"
     try:
         from .descriptor import Teacher
 
