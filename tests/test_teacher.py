@@ -182,7 +182,8 @@ def test_missing_extra_is_one_line(monkeypatch, tmp_path, capsys):
     real = importlib.util.find_spec
     monkeypatch.setattr(models.importlib.util, "find_spec",
                         lambda name, *a: None if name == "dlib" else real(name, *a))
-    with pytest.raises(models.TeacherUnavailable, match=r"missing: dlib(, face_recognition_models)?\): pip install"):
+    with pytest.raises(models.TeacherUnavailable,
+                       match=r"missing: dlib(, face_recognition_models)?\): pip install"):
         models.check_extra_installed()
     (tmp_path / "faces").mkdir()
     Image.new("L", (48, 48)).save(tmp_path / "faces" / "x.png")
