@@ -29,6 +29,7 @@ refused modes above. Multi-frame files (GIF, TIFF) give their first frame.
 
 from __future__ import annotations
 
+import io
 import warnings
 
 import numpy as np
@@ -49,8 +50,11 @@ class BadImage(InputError):
     """An image file that cannot be used; the message names the file."""
 
 
-def read_image(path) -> np.ndarray:
-    """uint8 [H, W] (gray) or [H, W, 3] (colour) from any file Pillow reads (module doc)."""
+def read_image(path, data: bytes | None = None) -> np.ndarray:
+    """uint8 [H, W] (gray) or [H, W, 3] (colour) from any file Pillow reads (module doc).
+
+    data: the file's bytes when the caller has read them already (e.g. to hash them);
+    ``path`` then only names the file in errors."""
     try:
         from PIL import Image
     except ImportError:
@@ -60,12 +64,12 @@ def read_image(path) -> np.ndarray:
     # warnings name no file, so they are not shown.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return _read(Image, path)
+        return _read(Image, path, data)
 
 
-def _read(Image, path):
+def _read(Image, path, data):
     try:
-        im = Image.open(path)
+        im = Image.open(path if data is None else io.BytesIO(data))
     except Image.DecompressionBombError:
         raise BadImage(f"{path}: image too large (over {MAX_PIXELS} pixels: refused as a "
                        "possible decompression bomb)") from None

@@ -178,13 +178,16 @@ def write_pairs(pairs: Pairs, path, identity_set=None) -> None:
         fh.write("\n".join(lines) + "\n")
 
 
-def generate_pairs(identity_set, folds=10, per_fold=300, seed=0) -> Pairs:
+def generate_pairs(identity_set, folds=10, per_fold=300, seed=0, groups=None) -> Pairs:
     """LFW-like index pairs for a folder-per-person ImageSet.
 
     People are dealt to ``folds`` folds (each person in one fold, as in LFW); each fold gets
     ``per_fold`` distinct same-person pairs and ``per_fold`` distinct different-person pairs
     drawn uniformly from its people. ValueError when a fold cannot supply them (the message
     gives the largest feasible ``per_fold``).
+
+    groups: optional [N] labels (e.g. CK+ sequences, whose frames are near copies): a
+    same-person pair then always joins two different groups.
     """
     labels = np.asarray(identity_set.labels)
     if labels is None or len(labels) == 0:
@@ -198,6 +201,13 @@ def generate_pairs(identity_set, folds=10, per_fold=300, seed=0) -> Pairs:
         raise ValueError(f"generate_pairs: {len(people)} people cannot fill {folds} folds "
                          "(at least 2 per fold for different-person pairs)")
     images = {int(c): np.flatnonzero(labels == c) for c in people}
+    groups = np.arange(len(labels)) if groups is None else np.asarray(groups)
+    if len(groups) != len(labels):
+        raise ValueError(f"generate_pairs: {len(groups)} groups for {len(labels)} images")
+    # Same-person pairs a person offers: all pairs of their images but those in one group.
+    same_pairs = {c: (len(ix) * (len(ix) - 1)
+                      - sum(n * (n - 1) for n in np.unique(groups[ix], return_counts=True)[1]))
+                  // 2 for c, ix in images.items()}
     # Deal people so that folds have similar numbers of same-person pairs: people with the
     # most images first, each to the fold with the fewest possible pairs so far, except
     # that every fold gets two people before any gets a third (a one-person fold has no
@@ -209,13 +219,12 @@ def generate_pairs(identity_set, folds=10, per_fold=300, seed=0) -> Pairs:
         f = min(range(folds), key=lambda k: (len(fold_people[k]) >= 2, capacity[k],
                                              len(fold_people[k])))
         fold_people[f].append(c)
-        n = len(images[c])
-        capacity[f] += n * (n - 1) // 2
+        capacity[f] += same_pairs[c]
     first, second, same, fold = [], [], [], []
     limits = []
     for f, members in enumerate(fold_people):
         sizes = np.array([len(images[c]) for c in members])
-        n_same = int((sizes * (sizes - 1) // 2).sum())
+        n_same = sum(same_pairs[c] for c in members)
         n_diff = int((sizes.sum() ** 2 - (sizes ** 2).sum()) // 2)
         limits.append(min(n_same, n_diff))
     if min(limits) < per_fold:
@@ -224,16 +233,16 @@ def generate_pairs(identity_set, folds=10, per_fold=300, seed=0) -> Pairs:
                          f"per_fold={per_fold} is too many (use per_fold <= {min(limits)} or "
                          "fewer folds)")
     for f, members in enumerate(fold_people):
-        sizes = np.array([len(images[c]) for c in members])
         # Same-person pairs: a person drawn in proportion to their number of pairs, then
-        # two of their images; repeats are rejected.
-        weights = (sizes * (sizes - 1) / 2.0)
+        # two of their images; repeats (and pairs within one group) are rejected.
+        weights = np.array([same_pairs[c] for c in members], np.float64)
         weights = weights / weights.sum()
         chosen = set()
         while len(chosen) < per_fold:
             c = members[int(rng.choice(len(members), p=weights))]
             i, j = sorted(rng.choice(images[c], 2, replace=False).tolist())
-            chosen.add((i, j))
+            if groups[i] != groups[j]:
+                chosen.add((i, j))
         for i, j in sorted(chosen):
             first.append(i), second.append(j), same.append(True), fold.append(f)
         pool = np.concatenate([images[c] for c in members])
