@@ -12,7 +12,9 @@ from dataclasses import fields
 import numpy as np
 
 from . import __version__
+from .checkpoint import remove_stale_temporaries
 from .pipeline import Protocol, describe_split, fold_hash, results_document, run_split
+from .resume import ResumeError
 
 PAPER = {"ckplus": ("ResNet12", 97.56, 99.31), "ferplus": ("ResNet18", 83.09, 84.29)}
 
@@ -143,7 +145,15 @@ def _check_device(device):
 
 
 def train_main(argv=None):
+    try:
+        return _train(argv)
+    except ResumeError as e:
+        raise SystemExit(f"tfe-train: error: {e}")
+
+
+def _train(argv):
     args = _train_parser().parse_args(argv)
+    remove_stale_temporaries(args.out)
     _check_device(args.device)
     if args.threads is not None:
         if args.threads < 1:
