@@ -78,7 +78,8 @@ def test_resume_continues_an_interrupted_stage(tmp_path, run_dir):
 def test_resume_refuses_other_settings(tmp_path):
     out = tmp_path / "r"
     assert cli.train_main(TINY + ["--out", str(out), "--no-controls"]) == 0
-    with pytest.raises(ValueError, match=r"other settings"):
+    with pytest.raises(SystemExit, match=r"^tfe-train: error: .*\.resume\.safetensors: "
+                       r"written by a run with other settings.*--no-resume starts afresh$"):
         cli.train_main(TINY + ["--out", str(out), "--no-controls", "--lr-emotion", "0.05"])
 
 

@@ -21,15 +21,16 @@
 //     tile kernel (DR x DC accumulators, both operands contiguous in l), no transposition.
 //   * input gradient, stride 1 (pad <= k-1): dx is the forward convolution of dy with the
 //     transposed, flipped kernel w'[c, o, kh, kw] = w[o, c, k-1-kh, k-1-kw] and padding
-//     k-1-pad, so it reuses the forward path. Stride > 1: dcol = w^T dy (sgemm) + col2im.
+//     k-1-pad, so it reuses the forward path. Stride > 1: by output phase (StridedDx).
 // Weights are packed once per call (MR-row panels), not per image.
 //
-// Threads: with at least as many images as threads, images are split statically over the
-// team; each thread owns its scratch (thread_local, 64-byte aligned, grow-only) and, in the
-// backward, its own partial dw/db, which are reduced in thread order afterwards (no atomics:
-// bitwise deterministic for a given thread count). With fewer images than threads (batch 1
-// inference) the pixel tiles (forward/dx) and dw tiles of each image are split instead, each
-// output element owned by one thread.
+// Threads: forward and dx are split over groups of images (or, with fewer images than
+// threads in the forward, over the pixel tiles of each image); every output element is
+// computed by one thread in a fixed order. The weight gradient is a sum over the batch: it is
+// accumulated in a fixed number of partial sums ("slots", each a contiguous range of image
+// groups, chosen from the shapes alone), the slots are shared among the threads, then reduced
+// in slot order. Group size and slots never depend on the thread count, so dw/db are bitwise
+// identical for any number of threads (and no atomics are used anywhere).
 #include <omp.h>
 
 #include <algorithm>
@@ -100,15 +101,16 @@ Implicit make_implicit(int Cin, int Hin, int Win, int k, int s, int p, int G, in
 }
 
 // Images per group: enough columns (~1024+) to amortise tile edges and horizontal sums,
-// a phase buffer that stays L2-sized, and at least one group per thread.
-int choose_group(int N, int nt, int Cin, int Hin, int Win, int k, int s, int p) {
+// a phase buffer that stays L2-sized, and at least `min_groups` groups (one per thread in the
+// forward; kDwSlots in the backward, whose sums must not depend on the thread count).
+int choose_group(int N, int min_groups, int Cin, int Hin, int Win, int k, int s, int p) {
   const bool share = s == 1 && p <= k - 1;  // as in make_implicit
   const int Hq = share ? Hin + p : ceil_div(Hin + 2 * p, s);
   const int Wq = share ? Win + p : ceil_div(Win + 2 * p, s);
   const long per_image = (long)Cin * std::min(k, s) * std::min(k, s) * Hq * Wq;
   int G = ceil_div(1024, Hq * Wq);
   G = std::min<long>(G, std::max<long>(1, 262144 / per_image));
-  G = std::min(G, ceil_div(N, nt));
+  G = std::min(G, ceil_div(N, min_groups));
   return std::max(G, 1);
 }
 
@@ -264,26 +266,6 @@ void dw_tiles(const KernelInfo& kr, const Implicit& g, const float* xph, const f
   }
 }
 
-// dx[n] from dcol[C*k*k][Ho*Wo] (stride > 1 path).
-void col2im(const float* dcol, int C, int H, int W, int k, int s, int p, int Ho, int Wo,
-            float* dx) {
-  std::memset(dx, 0, sizeof(float) * (long)C * H * W);
-  for (int c = 0; c < C; ++c)
-    for (int kh = 0; kh < k; ++kh)
-      for (int kw = 0; kw < k; ++kw) {
-        const float* row = dcol + (long)((c * k + kh) * k + kw) * Ho * Wo;
-        float* dc = dx + (long)c * H * W;
-        for (int oh = 0; oh < Ho; ++oh) {
-          const int ih = oh * s - p + kh;
-          if (ih < 0 || ih >= H) continue;
-          for (int ow = 0; ow < Wo; ++ow) {
-            const int iw = ow * s - p + kw;
-            if (iw >= 0 && iw < W) dc[ih * W + iw] += row[oh * Wo + ow];
-          }
-        }
-      }
-}
-
 // Input gradient for stride s > 1 by output phase (sub-pixel decomposition): for
 // ih = s*a + rh, only taps with kh = rh + p (mod s) reach dx, from dy row a + e(kh),
 // e(kh) = (rh + p - kh) / s. So each of the s*s phases of dx is a stride-1 correlation of a
@@ -406,10 +388,19 @@ void strided_dx_group(const KernelInfo& kr, const StridedDx& d, const float* wp,
   }
 }
 
+// Partial sums of the weight gradient: at most kDwSlots, a power of two (so 2 or 4 threads
+// share them evenly), never more than there are groups. Partials are K*T + K floats each.
+constexpr int kDwSlots = 16;
+int dw_slots(int ngroups) {
+  int s = 1;
+  while (2 * s <= std::min(ngroups, kDwSlots)) s *= 2;
+  return s;
+}
+
 // Per-thread working buffers.
-thread_local Scratch tls_xph, tls_yext, tls_dyext, tls_dyph, tls_dxext, tls_dcol;
+thread_local Scratch tls_xph, tls_yext, tls_dyext, tls_dyph, tls_dxext;
 // Per-call buffers owned by the calling thread and shared (read-only or partitioned) by the team.
-thread_local Scratch tls_wpack, tls_wtpack, tls_wt, tls_part, tls_sh_x, tls_sh_y, tls_sh_dy;
+thread_local Scratch tls_wpack, tls_wtpack, tls_wt, tls_part, tls_sh_x, tls_sh_y;
 thread_local std::vector<float> tls_wtmp;
 
 // One group of `gact` images on the calling thread: copy src into the padded/phase layout,
@@ -484,8 +475,7 @@ void conv2d_backward(float* dx, float* dw, float* db, const float* dy, const flo
                      int pad) {
   const KernelInfo& kr = detail::active_kernel();
   const int nt = omp_in_parallel() ? 1 : num_threads();
-  const bool by_group = N >= nt;
-  const int G = by_group ? choose_group(N, nt, C, H, W, k, stride, pad) : 1;
+  const int G = choose_group(N, kDwSlots, C, H, W, k, stride, pad);
   const Implicit g = make_implicit(C, H, W, k, stride, pad, G, kr.nr);
   const int T = g.T, Ho = g.Ho, Wo = g.Wo, P = Ho * Wo;
   const long xs = (long)C * H * W, ys = (long)K * P;
@@ -511,7 +501,7 @@ void conv2d_backward(float* dx, float* dw, float* db, const float* dy, const flo
   }
   long dxext_size = dx_implicit ? (long)round_up(C, kr.mr) * gd.ldy : 0;
   const bool dx_rows = dx_implicit && row_mode(gd, kr.nr);
-  const bool dx_strided = dx && !dx_implicit && by_group;
+  const bool dx_strided = dx && !dx_implicit;
   StridedDx sd;
   const float* sdw = nullptr;  // packed phase weights (the caller's buffer, shared by the team)
   if (dx_strided) {
@@ -520,96 +510,68 @@ void conv2d_backward(float* dx, float* dw, float* db, const float* dy, const flo
     dxext_size = (long)round_up(C, kr.mr) * sd.ldy;
   }
 
-  if (by_group) {
-    // Groups of images over threads; per-thread partial dw (K*T) and db (K), reduced in
-    // thread order afterwards.
-    const int ngroups = ceil_div(N, G);
-    const long psz = (long)K * T + K;
-    float* part = tls_part.get(psz * nt);
+  const int ngroups = ceil_div(N, G);
+  const int slots = dw_slots(ngroups);
+  const long psz = (long)K * T + K;
+  float* part = (dw || db) ? tls_part.get(psz * slots) : nullptr;
 #pragma omp parallel num_threads(nt) if (nt > 1)
-    {
-      const int tid = omp_get_thread_num();
-      float* pw = part + tid * psz;
-      float* pb = pw + (long)K * T;
-      std::memset(pw, 0, sizeof(float) * psz);
-#pragma omp for schedule(static)
+  {
+    // Weight and bias gradient: slot s sums the groups [s*ngroups/slots, (s+1)*ngroups/slots).
+    if (dw || db) {
+#pragma omp for schedule(static) nowait
+      for (int s = 0; s < slots; ++s) {
+        float* pw = part + s * psz;
+        float* pb = pw + (long)K * T;
+        std::memset(pw, 0, sizeof(float) * psz);
+        for (int gi = (int)((long)s * ngroups / slots); gi < (int)((long)(s + 1) * ngroups / slots);
+             ++gi) {
+          const int n0 = gi * G, gact = std::min(G, N - n0);
+          const float* dyn = dy + n0 * ys;
+          if (dw) {
+            float* xph = tls_xph.get(g.buf);
+            float* dyext = tls_dyext.get((long)K * g.ld(G));
+            fill_phase(g, x + n0 * xs, gact, xph);
+            extend_dy(g, dyn, K, gact, dyext, db ? pb : nullptr);
+            dw_tiles(kr, g, xph, dyext, K, gact, pw, 0, ndot);
+          } else {
+            for (int n = 0; n < gact; ++n)
+              for (int i = 0; i < K; ++i) pb[i] += sum_lanes(dyn + n * ys + (long)i * P, P);
+          }
+        }
+      }
+    }
+    // Input gradient: every group on its own (no reduction).
+    if (dx) {
+#pragma omp for schedule(static) nowait
       for (int gi = 0; gi < ngroups; ++gi) {
         const int n0 = gi * G, gact = std::min(G, N - n0);
         const float* dyn = dy + n0 * ys;
-        if (dw) {
-          float* xph = tls_xph.get(g.buf);
-          float* dyext = tls_dyext.get((long)K * g.ld(G));
-          fill_phase(g, x + n0 * xs, gact, xph);
-          extend_dy(g, dyn, K, gact, dyext, db ? pb : nullptr);
-          dw_tiles(kr, g, xph, dyext, K, gact, pw, 0, ndot);
-        } else if (db) {
-          for (int n = 0; n < gact; ++n)
-            for (int i = 0; i < K; ++i) pb[i] += sum_lanes(dyn + n * ys + (long)i * P, P);
-        }
         if (dx_implicit) {
           group_conv(kr, gd, dyn, gact, wtp, C, nullptr, dx + n0 * xs, dx_rows, tls_dyph,
                      tls_dxext, dxext_size);
-        } else if (dx_strided) {
+        } else {
           strided_dx_group(kr, sd, sdw, C, H, W, stride, dyn, gact, dx + n0 * xs,
                            tls_dyph.get(sd.buf), tls_dxext.get(dxext_size));
         }
       }
-      // (implicit barrier: all partials are complete)
-      if (dw) {
-#pragma omp for schedule(static)
-        for (long e = 0; e < (long)K * T; ++e) {
-          float s = 0.0f;
-          for (int t = 0; t < nt; ++t) s += part[t * psz + e];
-          dw[e] += s;
-        }
-      }
-      if (db) {
-#pragma omp single
-        for (int i = 0; i < K; ++i) {
-          float s = 0.0f;
-          for (int t = 0; t < nt; ++t) s += part[t * psz + (long)K * T + i];
-          db[i] += s;
-        }
-      }
     }
-    return;
-  }
-
-  // Fewer images than threads: split each image's work instead (each output element is
-  // owned by one thread, so dw/db accumulate in place).
-  float* xph = tls_sh_x.get(dw ? g.buf : 1);
-  float* dyext = tls_sh_dy.get(dw ? (long)K * g.ld(1) : 1);
-  float* dyph = dx_implicit ? tls_dyph.get(gd.buf) : nullptr;
-  float* dxext = dx_implicit ? tls_sh_y.get(dxext_size) : nullptr;
-  const int ntile_dx = !dx_implicit ? 0 : dx_rows ? row_tiles(gd, kr.nr) : gd.ntile(1, kr.nr);
-  for (int n = 0; n < N; ++n) {
-    const float* dyn = dy + n * ys;
-    if (dw) {
-      fill_phase(g, x + n * xs, 1, xph);
-      extend_dy(g, dyn, K, 1, dyext, nullptr);
-    }
-    if (dx_implicit) fill_phase(gd, dyn, 1, dyph);
-#pragma omp parallel num_threads(nt)
-    {
-      const int tid = omp_get_thread_num(), nth = omp_get_num_threads();
-      if (dw) dw_tiles(kr, g, xph, dyext, K, 1, dw, ndot * tid / nth, ndot * (tid + 1) / nth);
-      if (db) {
-        for (int i = K * tid / nth; i < K * (tid + 1) / nth; ++i)
-          db[i] += sum_lanes(dyn + (long)i * P, P);
-      }
-      const int t0 = ntile_dx * tid / nth, t1 = ntile_dx * (tid + 1) / nth;
-      if (dx_rows) {
-        row_tiles_run(kr, gd, dyph, wtp, C, nullptr, dx + n * xs, t0, t1);
-      } else if (dx_implicit) {
-        implicit_tiles(kr, gd, dyph, wtp, C, dxext, t0, t1);
 #pragma omp barrier
-        compact(gd, dxext, nullptr, C, 1, dx + n * xs, C * tid / nth, C * (tid + 1) / nth);
+    // (all partials are complete) Reduce them in slot order.
+    if (dw) {
+#pragma omp for schedule(static) nowait
+      for (long e = 0; e < (long)K * T; ++e) {
+        float s = part[e];
+        for (int t = 1; t < slots; ++t) s += part[t * psz + e];
+        dw[e] += s;
       }
     }
-    if (dx && !dx_implicit) {
-      float* dcol = tls_dcol.get((long)T * P);
-      sgemm(true, false, T, P, K, 1.0f, w, T, dyn, P, 0.0f, dcol, P);
-      col2im(dcol, C, H, W, k, stride, pad, Ho, Wo, dx + n * xs);
+    if (db) {
+#pragma omp single nowait
+      for (int i = 0; i < K; ++i) {
+        float s = part[(long)K * T + i];
+        for (int t = 1; t < slots; ++t) s += part[t * psz + (long)K * T + i];
+        db[i] += s;
+      }
     }
   }
 }

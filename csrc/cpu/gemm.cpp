@@ -15,9 +15,9 @@
 //
 // Threads: sgemm splits C into one slice per thread (by columns when N has enough NR panels,
 // else by rows) and runs the serial blocked algorithm on each, with per-thread packing
-// buffers and no barrier inside the region; the partition is static, so results are bitwise
-// reproducible for a given thread count. Small products and calls from inside a parallel
-// region run serially; sgemm_serial never opens a region.
+// buffers and no barrier inside the region; K is never split, so every element of C is summed
+// in the same order whatever the thread count (bitwise identical results). Small products and
+// calls from inside a parallel region run serially; sgemm_serial never opens a region.
 #include "gemm.h"
 
 #include <omp.h>

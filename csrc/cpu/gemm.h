@@ -10,8 +10,8 @@
 
 namespace tfe::cpu {
 
-// Uses tfe::cpu::num_threads() threads (each owns a fixed slice of C: deterministic); runs
-// on the calling thread alone when called from inside a parallel region.
+// Uses tfe::cpu::num_threads() threads (each owns a slice of C; the bits do not depend on
+// the thread count); runs on the calling thread alone inside a parallel region.
 void sgemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A,
            int lda, const float* B, int ldb, float beta, float* C, int ldc);
 

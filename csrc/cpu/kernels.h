@@ -8,8 +8,9 @@
 //  * a nullable pointer (marked "or nullptr") skips that output or input.
 //  * kernels trust their inputs: shapes and pointers are validated once, at the binding.
 //  * kernels parallelise with OpenMP and honour tfe::cpu::num_threads().
-//  * results are deterministic for a given thread count; reductions over the batch are
-//    done in a fixed order so that the same inputs give the same bits run after run.
+//  * results do not depend on the thread count: every reduction (over the batch, a channel,
+//    a GEMM's K) is split in a way fixed by the shapes alone and summed in a fixed order, so
+//    the same inputs give the same bits run after run, on any number of threads.
 #pragma once
 #include <cstdint>
 

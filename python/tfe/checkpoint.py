@@ -12,10 +12,13 @@ training state for resuming. The reader treats files as untrusted: every length 
 offset is checked and a malformed file raises ``ValueError`` naming the file.
 """
 
+import itertools
 import json
 import os
+import re
+import secrets
+import signal
 import struct
-import tempfile
 
 import numpy as np
 
@@ -25,20 +28,31 @@ _DTYPES = {"F32": np.float32, "F64": np.float64, "I64": np.int64, "I32": np.int3
 _CODES = {np.dtype(v).str: k for k, v in _DTYPES.items()}
 _MAX_HEADER = 100 * 1024 * 1024
 
+# Temporary files: ".tmp-<pid>-<process token>-<n>-<final name>". The pid and a token drawn
+# once per process tell a temporary left by a killed run (its process is gone) from one being
+# written right now, by this process or another run sharing the folder.
+_TOKEN = secrets.token_hex(4)
+_SERIAL = itertools.count()
+_TEMPORARY = re.compile(r"\.tmp-(\d+)-([0-9a-f]{8})-\d+-.+")
+
 
 def atomic_write_bytes(path, chunks):
     """Writes to a temporary file beside ``path`` and renames it into place, so a reader
-    never sees a half-written file and a crash never destroys the previous one."""
+    never sees a half-written file and a crash never destroys the previous one. The file
+    gets the permissions of the process umask (like ``open``)."""
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.basename(path), dir=folder)
+    tmp = os.path.join(folder, f".tmp-{os.getpid()}-{_TOKEN}-{next(_SERIAL)}-"
+                               f"{os.path.basename(path)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "wb") as f:
             for c in chunks:
                 f.write(c)
             f.flush()
             os.fsync(f.fileno())
+        _test_kill_point(path)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -48,6 +62,58 @@ def atomic_write_bytes(path, chunks):
 
 def atomic_write_json(path, obj):
     atomic_write_bytes(path, [json.dumps(obj, indent=2, sort_keys=False).encode() + b"\n"])
+
+
+def remove_stale_temporaries(folder):
+    """Deletes the temporaries that killed tfe runs left in ``folder`` (not in sub-folders):
+    only names of ``atomic_write_bytes``'s exact form whose process is gone; anything else,
+    a user's file above all, is left alone. Returns the number removed."""
+    removed = 0
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return 0
+    for name in names:
+        m = _TEMPORARY.fullmatch(name)
+        if m is None or _in_flight(int(m.group(1)), m.group(2)):
+            continue
+        path = os.path.join(folder, name)
+        if os.path.isfile(path) and not os.path.islink(path):
+            try:
+                os.unlink(path)
+                removed += 1
+            except FileNotFoundError:  # another run cleaned it first
+                pass
+    return removed
+
+
+def _in_flight(pid, token):
+    if pid == os.getpid():
+        return token == _TOKEN  # same pid, other token: an earlier process, now gone
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return pid > 0  # alive under another user; absurd pids are not processes
+    return True
+
+
+_KILL_COUNTS = {}
+
+
+def _test_kill_point(path):
+    """Test support only (tests/test_resume_exact.py): with TFE_TEST_KILL_BEFORE_RENAME set
+    to "NAME:N", the process SIGKILLs itself on its N-th write of a file called NAME, after
+    the temporary is written and before it is renamed: a kill in the middle of a write."""
+    spec = os.environ.get("TFE_TEST_KILL_BEFORE_RENAME")
+    if not spec:
+        return
+    name, _, count = spec.rpartition(":")
+    if os.path.basename(path) == name:
+        _KILL_COUNTS[name] = _KILL_COUNTS.get(name, 0) + 1
+        if str(_KILL_COUNTS[name]) == count:
+            os.kill(os.getpid(), signal.SIGKILL)
 
 
 def save(path, tensors, metadata=None):

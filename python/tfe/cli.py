@@ -13,6 +13,7 @@ import numpy as np
 
 from . import __version__
 from . import cli_inputs as checks
+from .checkpoint import remove_stale_temporaries
 from .errors import InputError, one_line_errors
 from .pipeline import Protocol, describe_split, fold_hash, results_document, run_split
 
@@ -150,11 +151,12 @@ def train_main(argv=None):
     parser = _train_parser()
     args = parser.parse_args(argv)
     checks.check_train_args(parser, args)
-    with one_line_errors("tfe-train"):
+    with one_line_errors("tfe-train"):  # InputError (ResumeError too) and OSError
         return _train(args)
 
 
 def _train(args):
+    remove_stale_temporaries(args.out)
     _check_device(args.device)
     if args.threads is not None:
         if args.threads < 1:

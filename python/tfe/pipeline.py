@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from . import __version__, models, optim
+from . import __version__, get_num_threads, models, optim
 from . import random as tfe_random
 from .data import Augmenter, ImageSet, Normalizer
 from .data.verification import generate_pairs, verification_accuracy
@@ -295,6 +295,8 @@ def results_document(per_split, protocol: Protocol, *, synthetic, classes, frame
             "momentum": protocol.momentum, "weight_decay": protocol.weight_decay,
             "augment": protocol.augment, "identity_data": identity_data,
             "device": protocol.device, "cuda_graph": protocol.cuda_graph,
+            # CPU threads of this run; the results do not depend on it (fixed reductions).
+            "threads": get_num_threads(),
             "tfe_version": __version__,
         },
         "baseline": None if baseline is None else {"model": protocol.emotion_model, **baseline},

@@ -2,14 +2,13 @@
 
 Selection is honest: after every epoch the model is scored on the validation split only;
 the kept weights are those of the best validation epoch, and the test split is scored
-once, for those weights. Each epoch ends with an atomic checkpoint of everything needed to
-resume (weights, momentum buffers, epoch, history, best-so-far), so an interrupted stage
-continues where it stopped.
+once, for those weights. Each epoch ends with an atomic resume file of everything the next
+epoch depends on (resume.py), so an interrupted stage continues where it stopped and ends
+with the same bits as an uninterrupted one.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import checkpoint
+from . import resume as resume_file
 from .data import BatchLoader
 from .function import no_grad
 from .step import TrainStep
@@ -92,23 +92,16 @@ def train_stage(name, model, optimizer, scheduler, train_set, val_set, test_set,
     """
     start = time.time()
     history, best = [], {"epoch": 0, "val_acc": -1.0, "val_loss": float("inf")}
-    first_epoch = 0
+    first_epoch, best_state = 0, model.state_dict()
     rpath, bpath = _resume_path(out_dir, name), _best_path(out_dir, name)
+    checkpoint.remove_stale_temporaries(out_dir)
     if resume and os.path.exists(rpath):
-        tensors, meta = checkpoint.load(rpath)
-        state = meta["resume"]
-        if state.get("fingerprint") != fingerprint:
-            raise ValueError(f"[{name}] {rpath} was written by a run with other settings; "
-                             "use another output folder or --no-resume")
-        model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
-        optimizer.load_state_dict({"lr": state["lr"], "momentum": {
-            int(k[9:]): v for k, v in tensors.items() if k.startswith("momentum.")}})
-        history, best, first_epoch = state["history"], state["best"], state["epoch"]
+        first_epoch, history, best, best_state = resume_file.load(rpath, model, optimizer,
+                                                                  fingerprint)
         log(f"[{name}] resuming after epoch {first_epoch} of {epochs}")
 
     loader = BatchLoader(train_set, batch_size, normalizer, augmenter=augmenter, shuffle=True,
                          seed=seed, drop_last=len(train_set) > batch_size)
-    best_state = model.state_dict() if best["epoch"] == 0 else None
     step = TrainStep(model, optimizer, use_graph=cuda_graph)
     for epoch in range(first_epoch, epochs):
         scheduler.set_epoch(epoch)
@@ -138,37 +131,19 @@ def train_stage(name, model, optimizer, scheduler, train_set, val_set, test_set,
             best = {"epoch": epoch + 1, "val_acc": val_acc, "val_loss": val_loss}
             best_state = model.state_dict()
             save_model(bpath, model)
-        elif best_state is None:  # resumed: the best weights live in the best checkpoint
-            best_state = _load_model_state(bpath)
-        _save_resume(rpath, model, optimizer, epoch + 1, history, best, fingerprint)
+        resume_file.save(rpath, model, optimizer, epoch=epoch + 1, history=history, best=best,
+                         best_state=best_state, fingerprint=fingerprint)
         if not progress:
             log(f"[{name}] epoch {epoch + 1}/{epochs} loss {row['train_loss']:.3f} "
                 f"train {row['train_acc']:.1f}% val {val_acc:.1f}% "
                 f"({row['images_per_s']:.0f} img/s)")
 
-    if best_state is None:
-        best_state = _load_model_state(bpath)
     model.load_state_dict(best_state)
     test_acc, pred = None, None
     if test_set is not None and len(test_set):
         test_acc, _, pred = evaluate(model, test_set, normalizer)
     return StageResult(name, best["epoch"], best["val_acc"] if best["epoch"] else None, test_acc,
                        history, time.time() - start, pred)
-
-
-def _load_model_state(path):
-    tensors, _ = checkpoint.load(path)
-    return {k: v for k, v in tensors.items() if not k.startswith("preprocess.")
-            and not k.startswith("selftest.")}
-
-
-def _save_resume(path, model, optimizer, epoch, history, best, fingerprint):
-    opt = optimizer.state_dict()
-    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
-    tensors.update({f"momentum.{i}": v for i, v in opt["momentum"].items()})
-    state = {"epoch": epoch, "history": history, "best": best, "lr": opt["lr"],
-             "fingerprint": fingerprint}
-    checkpoint.save(path, tensors, {"resume": json.dumps(state)})
 
 
 def _progress(iterable, desc, enabled):
