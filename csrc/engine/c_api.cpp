@@ -208,8 +208,7 @@ tfe_status tfe_model_selftest(const tfe_model* model, float* max_abs_diff) {
     const float d = m.selftest_diff();
     if (max_abs_diff) *max_abs_diff = d;
     if (!(d <= m.selftest_atol()))
-      fail(TFE_ERR_SELFTEST, "self-test: max |logit difference| " + std::to_string(d) +
-                                 " exceeds the tolerance " + std::to_string(m.selftest_atol()));
+      fail(TFE_ERR_SELFTEST, tfe::engine::selftest_failure(d, m.selftest_atol()));
   });
 }
 

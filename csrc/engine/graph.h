@@ -39,7 +39,9 @@ class Model {
   void forward(const float* x, int n, float* logits) const;
   // out[S*S] = normalised network input of a gray S x S image.
   void normalize(float* out, const uint8_t* gray) const;
-  // Max |forward(selftest.input) - selftest.logits|; tolerance from the metadata.
+  // Max |forward(selftest.input) - selftest.logits| (NaN when any is NaN). load() runs it and
+  // refuses the file (TFE_ERR_SELFTEST) when it exceeds selftest_atol(): 2^-10 relative to
+  // max(1, max |stored logit|), a float32 rounding bound independent of the machine.
   float selftest_diff() const;
   float selftest_atol() const { return selftest_atol_; }
 
@@ -50,8 +52,11 @@ class Model {
   int size_ = 0;
   std::vector<float> mean_, inv_std_;
   std::vector<float> selftest_input_, selftest_logits_;
-  float selftest_atol_ = 1e-4f;
+  float selftest_atol_ = 0.0f;
   std::unique_ptr<Network> net_;
 };
+
+// The message of a failed self-test (after "<file>: " at load).
+std::string selftest_failure(float diff, float tolerance);
 
 }  // namespace tfe::engine
