@@ -49,31 +49,6 @@ def _generator_args():
 
 
 @pytest.fixture(scope="module")
-def tfe_cmake_dir(tmp_path_factory):
-    """The tfe CMake package folder: the installed one, or one installed from this tree."""
-    cmake = shutil.which("cmake")
-    if cmake is None:
-        pytest.skip("cmake is not installed")
-    if _cxx_compiler() is None:
-        pytest.skip("no C++ compiler (c++, g++ or clang++) found")
-    r = subprocess.run([sys.executable, "-m", "tfe", "--cmakedir"], capture_output=True,
-                       text=True)
-    tfe_dir = r.stdout.strip() if r.returncode == 0 else ""
-    if not tfe_dir:
-        # No installed library (a development build): install one from this source tree.
-        if not (ROOT / "CMakeLists.txt").is_file():
-            pytest.skip("tfe has no installed C++ library and the source tree is not here")
-        work = tmp_path_factory.mktemp("lib")
-        build, prefix = work / "lib-build", work / "prefix"
-        _run([cmake, "-S", ROOT, "-B", build, *_generator_args(), "-DTFE_CUDA=OFF",
-              "-DTFE_BUILD_PYTHON=OFF", "-DCMAKE_BUILD_TYPE=Release"])
-        _run([cmake, "--build", build, "--parallel", "2"])
-        _run([cmake, "--install", build, "--prefix", prefix])
-        tfe_dir = next(prefix.glob("lib*/cmake/tfe"))
-    return Path(tfe_dir)
-
-
-@pytest.fixture(scope="module")
 def classify(tmp_path_factory, tfe_cmake_dir):
     """Path of the built examples/cpp `classify` program."""
     cmake = shutil.which("cmake")

@@ -15,6 +15,7 @@ int64), float (any other number), True/False, None.
 import re
 
 MAX_DEPTH = 64  # JsonParser::kMaxDepth
+MAX_SHOWN = 64  # kMaxShown: bytes of file text quoted in a message
 
 _WS = re.compile(rb"[ \t\n\r]*")
 _PLAIN = re.compile(rb'[^"\\\x00-\x1f\x80-\xff]*')  # string bytes needing no attention
@@ -30,11 +31,11 @@ class JsonError(ValueError):
 
 def printable(text):
     """Text from a file, fit for a one-line message (as the C++ printable()): control bytes as
-    \\xNN, at most 64 bytes of UTF-8, cut at a character boundary, then "..."."""
+    \\xNN, at most MAX_SHOWN bytes of UTF-8, cut at a character boundary, then "..."."""
     b = text.encode("utf-8", "surrogatepass")
     n = len(b)
-    if n > 64:
-        n = 64
+    if n > MAX_SHOWN:
+        n = MAX_SHOWN
         while n > 0 and (b[n] & 0xC0) == 0x80:
             n -= 1
     parts, run = [], bytearray()
