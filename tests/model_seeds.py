@@ -44,6 +44,25 @@ def write_seeds(folder, size=48):
     return paths
 
 
+def write_tiny_seeds(folder):
+    """Tiny model files (small inputs, few blocks) of every architecture, for fuzzing: an
+    accepted input runs its self-test, so each must load in well under a millisecond."""
+    rng = np.random.default_rng(6)
+    built = {"resnet-123": (models.ResNet((1, 1, 1), 4), 12),
+             "resnet-12": (models.ResNet((1, 1), 2), 9),
+             "resnet12-1": (models.ResNet((1,), 3, name="resnet12"), 8),
+             "deepid": (models.DeepID(3, input_size=32), 32),
+             "tfe": (models.TFE(models.DeepID(2, input_size=32), models.ResNet((0, 1), 5), 2), 32)}
+    paths = {}
+    for name, (m, size) in built.items():
+        _calibrate(m, rng)
+        norm = Normalizer.fit(rng.integers(0, 256, (4, size, size), dtype=np.uint8))
+        k = m.arch.get("num_classes", m.arch.get("num_identities"))
+        paths[name] = folder / f"tiny-{name}.safetensors"
+        modelfile.save_model(paths[name], m, norm, [f"c{j}" for j in range(k)])
+    return paths
+
+
 def split(data):
     """(header dict, data section) of a model file's bytes."""
     (n,) = struct.unpack("<Q", data[:8])

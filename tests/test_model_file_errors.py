@@ -195,7 +195,11 @@ CASES = [
     ("labels-mismatch", edit_meta_json("preprocessing", lambda p: p.update(labels=["a", "b"])),
      "TFE_ERR_FORMAT", "2 labels for a network with 8 outputs"),
     ("zero-std", set_value("preprocess.std", 5, 0.0), "TFE_ERR_FORMAT",
-     "preprocess.std must be finite and positive"),
+     "preprocess.std must lie in [0.00391, 256]"),
+    ("tiny-std", set_value("preprocess.std", 5, 1e-40), "TFE_ERR_FORMAT",
+     "preprocess.std must lie in [0.00391, 256]"),
+    ("mean-not-a-pixel-mean", set_value("preprocess.mean", 3, -1e30), "TFE_ERR_FORMAT",
+     "preprocess.mean must lie in [0, 255]"),
     ("failed-selftest", edit_tensors(wrong_logits), "TFE_ERR_SELFTEST",
      "self-test failed: max |logit difference| 1 exceeds the tolerance"),
     ("directory", lambda folder: folder, "TFE_ERR_IO", "cannot read (Is a directory)"),
@@ -285,9 +289,53 @@ def _cpp_constant(name):
     ("kMaxHeaderBytes", "MAX_HEADER_BYTES"), ("kMaxFileBytes", "MAX_FILE_BYTES"),
     ("kMaxRank", "MAX_RANK"), ("kMaxNumel", "MAX_NUMEL"), ("kMaxInput", "MAX_INPUT"),
     ("kMaxClasses", "MAX_CLASSES"), ("kMaxStageBlocks", "MAX_STAGE_BLOCKS"),
-    ("kSelftestTolerance", "SELFTEST_TOLERANCE"), ("kMaxDepth", None), ("kMaxShown", None)])
+    ("kSelftestTolerance", "SELFTEST_TOLERANCE"), ("kMinStd", "MIN_STD"), ("kMaxStd", "MAX_STD"),
+    ("kMaxDepth", None), ("kMaxShown", None)])
 def test_limits_are_the_same_in_both_readers(cpp, python):
     from tfe import strict_json
 
     want = {"kMaxDepth": strict_json.MAX_DEPTH, "kMaxShown": strict_json.MAX_SHOWN}.get(cpp)
     assert _cpp_constant(cpp) == (getattr(model_reader, python) if python else want)
+
+
+def test_weights_that_overflow_on_images_are_an_error_not_nan(c_api, tmp_path, capsys):
+    """Finite weights that pass the self-test (standard-normal probe) can still overflow
+    float32 on real pixels (here normalised to 2^16): both readers and tfe-predict report it
+    as an error; probabilities are never NaN."""
+    from tfe import models, modelfile
+    from tfe.data.transforms import Normalizer
+
+    m = models.resnet12(3)
+    norm = Normalizer(np.zeros((48, 48), np.float32), np.full((48, 48), 1 / 256, np.float32))
+    path = tmp_path / "overflow.safetensors"
+    modelfile.save_model(path, m, norm, ["a", "b", "c"])
+    scale = 1e35 / float(np.abs(load_model(path).selftest_logits).max())
+    state = {k: np.array(v, copy=True) for k, v in m.state_dict().items()}
+    state["fc.weight"] *= scale
+    state["fc.bias"] *= scale
+    m.load_state_dict(state)
+    modelfile.save_model(path, m, norm, ["a", "b", "c"])
+
+    white = np.full((48, 48), 255, np.uint8)
+    model = load_model(path)  # the self-test passes
+    with pytest.raises(ModelFileError) as info:
+        model.probabilities(white[None])
+    assert str(info.value) == f"{path}: image 0: the model computes a non-finite logit " \
+                              "(its weights overflow float32)"
+
+    status, message, handle = c_api.load(path)
+    assert status == 0, message
+    try:
+        probs = np.zeros(3, np.float32)
+        status = c_api.lib.tfe_predict(handle, white.ctypes.data, 48, 48, 48, 0, probs.ctypes.data)
+        assert status == STATUS["TFE_ERR_FORMAT"]
+        assert c_api.lib.tfe_last_error().decode() == str(info.value)
+    finally:
+        c_api.free(handle)
+
+    image = tmp_path / "white.pgm"
+    image.write_bytes(b"P5\n48 48\n255\n" + white.tobytes())
+    with pytest.raises(SystemExit) as exit_info:
+        cli.predict_main([str(path), str(image)])
+    assert exit_info.value.code == f"tfe-predict: error: {info.value}"
+    assert capsys.readouterr().out == ""

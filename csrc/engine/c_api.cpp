@@ -70,6 +70,11 @@ void softmax_rows(float* p, int rows, int k) {
   }
 }
 
+std::string nonfinite_logit(int image) {
+  return "image " + std::to_string(image) +
+         ": the model computes a non-finite logit (its weights overflow float32)";
+}
+
 void predict(const tfe::engine::Model& m, const tfe_image* images, int count, float* probs) {
   if (count < 0) fail(TFE_ERR_ARGUMENT, "count is negative");
   if (count > 0 && !images) fail(TFE_ERR_ARGUMENT, "images is NULL");
@@ -99,6 +104,11 @@ void predict(const tfe::engine::Model& m, const tfe_image* images, int count, fl
     }
     float* out = probs + static_cast<int64_t>(i0) * m.num_classes();
     m.forward(x.data(), nb, out);
+    // The self-test proved the network on one input; hostile finite weights can still
+    // overflow on others, and that must be an error, never NaN probabilities.
+    for (int64_t j = 0; j < int64_t{nb} * m.num_classes(); ++j)
+      if (!std::isfinite(out[j]))
+        fail(TFE_ERR_FORMAT, m.name() + ": " + nonfinite_logit(i0 + static_cast<int>(j / m.num_classes())));
     softmax_rows(out, nb, m.num_classes());
   }
 }

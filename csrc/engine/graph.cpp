@@ -43,6 +43,11 @@ constexpr int kMaxStageBlocks = 64;   // blocks per ResNet stage
 // never reached by a correct model on any machine, while wrong weights, another architecture
 // or a broken kernel change the logits by O(1).
 constexpr double kSelftestTolerance = 1.0 / 1024;
+// Per-pixel normalisation (x - mean) / std of 8-bit pixels: a mean outside [0, 255] is no
+// mean of pixels, and these std bounds keep every network input within +-2^16 (tfe's
+// normaliser floors std at 1).
+constexpr double kMinStd = 1.0 / 256;
+constexpr double kMaxStd = 256;
 constexpr size_t kKeepBytes = size_t{64} << 20;
 
 using Floats = std::vector<float>;
@@ -868,6 +873,7 @@ std::unique_ptr<Model> Model::load(const ModelFile& file) {
                                   std::to_string(iw) + " (this library runs square inputs up to " +
                                   std::to_string(kMaxInput) + ")");
   m->size_ = static_cast<int>(ih);
+  m->name_ = fn;
   const Json* gray = pre.find("grayscale");
   if (gray && !(gray->is_bool() && gray->boolean()))
     fail(TFE_ERR_UNSUPPORTED, fn + ": preprocessing.grayscale is not true");
@@ -884,9 +890,11 @@ std::unique_ptr<Model> Model::load(const ModelFile& file) {
   Floats std_dev = r.get("preprocess.std", {s, s});
   m->inv_std_.resize(std_dev.size());
   for (size_t i = 0; i < std_dev.size(); ++i) {
-    if (!(std::isfinite(std_dev[i]) && std_dev[i] > 0.0f))
-      fail(TFE_ERR_FORMAT, fn + ": preprocess.std must be finite and positive");
-    if (!std::isfinite(m->mean_[i])) fail(TFE_ERR_FORMAT, fn + ": preprocess.mean is not finite");
+    if (!(std_dev[i] >= kMinStd && std_dev[i] <= kMaxStd))
+      fail(TFE_ERR_FORMAT, fn + ": preprocess.std must lie in [" + g3(kMinStd) + ", " +
+                               g3(kMaxStd) + "] (it scales 8-bit pixels)");
+    if (!(m->mean_[i] >= 0.0f && m->mean_[i] <= 255.0f))
+      fail(TFE_ERR_FORMAT, fn + ": preprocess.mean must lie in [0, 255] (a mean of 8-bit pixels)");
     m->inv_std_[i] = static_cast<float>(1.0 / static_cast<double>(std_dev[i]));
   }
 

@@ -32,6 +32,7 @@ class Model {
   const std::vector<std::string>& classes() const { return classes_; }
   int input_size() const { return size_; }
   const std::string& architecture() const { return arch_name_; }
+  const std::string& name() const { return name_; }  // the file's, as in messages
 
   // logits[N, K] of normalised input x[N, 1, S, S]. Thread-safe (scratch is thread_local).
   // Images are spread over up to tfe::cpu::num_threads() threads, whole images per thread;
@@ -47,7 +48,7 @@ class Model {
 
  private:
   Model();
-  std::string arch_name_;
+  std::string arch_name_, name_;
   std::vector<std::string> classes_;
   int size_ = 0;
   std::vector<float> mean_, inv_std_;

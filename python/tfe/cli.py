@@ -409,7 +409,10 @@ def predict_main(argv=None):
             batch.append(resize_gray(_read_image(path), size))
         except ValueError as e:
             raise SystemExit(f"tfe-predict: error: {e}")
-    probs = model.probabilities(np.stack(batch))
+    try:
+        probs = model.probabilities(np.stack(batch))
+    except ValueError as e:  # a model whose weights overflow on these images
+        raise SystemExit(f"tfe-predict: error: {e}")
     if args.json:
         print(json.dumps([{"image": path, **{c: float(v) for c, v in zip(model.classes, row)}}
                           for path, row in zip(args.images, probs)], indent=2))

@@ -26,6 +26,7 @@ MAX_INPUT = 512               # kMaxInput (graph.cpp)
 MAX_CLASSES = 1 << 20         # kMaxClasses
 MAX_STAGE_BLOCKS = 64         # kMaxStageBlocks
 SELFTEST_TOLERANCE = 1.0 / 1024  # kSelftestTolerance: relative to max(1, max |stored logit|)
+MIN_STD, MAX_STD = 1.0 / 256, 256.0  # kMinStd, kMaxStd: preprocess.std of 8-bit pixels
 
 _ITEMSIZE = {"F32": 4, "F64": 8, "I64": 8, "I32": 4, "U8": 1}
 _NUMPY = {"F32": "<f4", "F64": "<f8", "I64": "<i8", "I32": "<i4", "U8": "u1"}
@@ -391,9 +392,15 @@ def validate_model(c):
     if not all(isinstance(v, str) for v in labels):
         r.fail("preprocessing.labels holds a non-string")
     s = ih
-    r.get("preprocess.mean", (s, s))
-    if not (r.get("preprocess.std", (s, s)) > 0).all():
-        r.fail("preprocess.std must be finite and positive")
+    mean = r.get("preprocess.mean", (s, s)).ravel()
+    std = r.get("preprocess.std", (s, s)).ravel()
+    bad_std = ~((std >= MIN_STD) & (std <= MAX_STD))
+    bad_mean = ~((mean >= 0) & (mean <= 255))
+    if (bad_std | bad_mean).any():  # the first bad pixel; its std is checked first
+        if bad_std[int(np.argmax(bad_std | bad_mean))]:
+            r.fail(f"preprocess.std must lie in [{MIN_STD:.3g}, {MAX_STD:.3g}] (it scales 8-bit "
+                   "pixels)")
+        r.fail("preprocess.mean must lie in [0, 255] (a mean of 8-bit pixels)")
     arch = r.meta_json("architecture")
     name, classes = r.network(arch, s)
     if classes != len(labels):
@@ -405,6 +412,11 @@ def validate_model(c):
     r.check_all_used()
     return ValidModel(architecture=arch, input_size=s, labels=list(labels), tensors=r.arrays,
                       selftest_tolerance=tolerance)
+
+
+def nonfinite_logit(image):
+    """The message of a prediction that overflows (c_api.cpp nonfinite_logit)."""
+    return f"image {image}: the model computes a non-finite logit (its weights overflow float32)"
 
 
 def selftest_failure(diff, tolerance):

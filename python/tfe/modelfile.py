@@ -61,7 +61,7 @@ class LoadedModel:
     def __init__(self, path):
         c = model_reader.read_container(path)
         valid = model_reader.validate_model(c)
-        self.path, self.metadata = path, c.decoded_metadata()
+        self.path, self.name, self.metadata = path, c.name, c.decoded_metadata()
         self.classes, self.input_size = valid.labels, (valid.input_size, valid.input_size)
         tensors = dict(valid.tensors)
         self.normalizer = Normalizer.from_arrays(tensors.pop("preprocess.mean"),
@@ -82,8 +82,15 @@ class LoadedModel:
             return np.array(self.model(Tensor(np.ascontiguousarray(x, np.float32))).data, copy=True)
 
     def probabilities(self, images):
-        """Class probabilities [N, K] for uint8 images already at the input size."""
-        z = self.logits(self.normalizer.apply(images))
+        """Class probabilities [N, K] for uint8 images already at the input size. Logits that
+        overflow (hostile finite weights can, for inputs other than the self-test's) raise
+        ModelFileError rather than give NaN."""
+        with np.errstate(all="ignore"):
+            z = self.logits(self.normalizer.apply(images))
+        finite = np.isfinite(z).all(axis=1)
+        if not finite.all():
+            raise model_reader.ModelFileError(
+                f"{self.name}: {model_reader.nonfinite_logit(int(np.argmin(finite)))}")
         z = np.exp(z - z.max(1, keepdims=True))
         return z / z.sum(1, keepdims=True)
 
