@@ -331,8 +331,8 @@ def test_good_file_loads_and_wrong_logits_fail_the_selftest(classify, small_mode
     body = body[:begin] + logits.astype("<f4").tobytes() + body[end:]
     bad = tmp_path / "wrong-logits.safetensors"
     bad.write_bytes(_join(header, body))
-    code, err = _load_only(classify, bad)
-    assert code == 4 and "self-test" in err, err
+    code, err = _load_only(classify, bad)  # loading runs the self-test: refused at load
+    assert code == 2 and "self-test failed" in err and str(bad) in err, err
 
 
 def test_random_corruption_never_crashes(classify, small_model, tmp_path):

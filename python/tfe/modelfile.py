@@ -8,6 +8,8 @@ reader (the Python API, the C++ library) can prove it runs the model correctly: 
 at load and refuse the file beyond 2^-10 of max(1, max |logit|), a float32 rounding bound.
 """
 
+import os
+
 import numpy as np
 
 from . import __version__, checkpoint, model_reader, models
@@ -58,8 +60,10 @@ class LoadedModel:
     Any problem raises ``model_reader.ModelFileError`` (a ValueError): one line,
     ``"<file>: <problem>"``."""
 
-    def __init__(self, path):
-        c = model_reader.read_container(path)
+    def __init__(self, path, data=None):
+        """``data``: the file's bytes when already in memory (``path`` then only names it)."""
+        c = (model_reader.read_container(path) if data is None
+             else model_reader.parse_container(data, os.fsdecode(path)))
         valid = model_reader.validate_model(c)
         self.path, self.name, self.metadata = path, c.name, c.decoded_metadata()
         self.classes, self.input_size = valid.labels, (valid.input_size, valid.input_size)
