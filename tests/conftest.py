@@ -87,7 +87,8 @@ class CApi:
         lib.tfe_model_num_classes.argtypes = [vp]
         lib.tfe_model_input_size.argtypes = [vp]
         lib.tfe_forward.argtypes = [vp, vp, ctypes.c_int, vp]
-        lib.tfe_predict.argtypes = [vp, vp, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int, vp]
+        i = ctypes.c_int
+        lib.tfe_predict.argtypes = [vp, vp, i, i, i, i, vp]
         lib.tfe_last_error.restype = ctypes.c_char_p
         lib.tfe_status_string.restype = ctypes.c_char_p
 
@@ -95,12 +96,15 @@ class CApi:
         """(status, message, model handle or None) for a model file path."""
         m = self.ct.c_void_p()
         status = self.lib.tfe_model_load(os.fsencode(path), self.ct.byref(m))
-        return status, self.lib.tfe_last_error().decode("utf-8", "replace"), m if status == 0 else None
+        return status, self._message(), m if status == 0 else None
 
     def load_memory(self, data):
         m = self.ct.c_void_p()
         status = self.lib.tfe_model_load_memory(data, len(data), self.ct.byref(m))
-        return status, self.lib.tfe_last_error().decode("utf-8", "replace"), m if status == 0 else None
+        return status, self._message(), m if status == 0 else None
+
+    def _message(self):
+        return self.lib.tfe_last_error().decode("utf-8", "replace")
 
     def free(self, m):
         self.lib.tfe_model_free(m)

@@ -32,7 +32,8 @@ def write_seeds(folder, size=48):
     when size is small): {name: path}."""
     rng = np.random.default_rng(5)
     norm = Normalizer.fit(rng.integers(0, 256, (4, size, size), dtype=np.uint8))
-    built = {"resnet12": models.resnet12(8), "resnet18-2": models.ResNet((1, 1, 0), 3, name="resnet18"),
+    built = {"resnet12": models.resnet12(8),
+             "resnet18-2": models.ResNet((1, 1, 0), 3, name="resnet18"),
              "deepid": models.DeepID(5, input_size=size),
              "tfe": models.TFE(models.DeepID(4, input_size=size), models.ResNet((1, 0, 1), 6), 7)}
     paths = {}

@@ -106,9 +106,10 @@ void predict(const tfe::engine::Model& m, const tfe_image* images, int count, fl
     m.forward(x.data(), nb, out);
     // The self-test proved the network on one input; hostile finite weights can still
     // overflow on others, and that must be an error, never NaN probabilities.
-    for (int64_t j = 0; j < int64_t{nb} * m.num_classes(); ++j)
+    const int k = m.num_classes();
+    for (int64_t j = 0; j < int64_t{nb} * k; ++j)
       if (!std::isfinite(out[j]))
-        fail(TFE_ERR_FORMAT, m.name() + ": " + nonfinite_logit(i0 + static_cast<int>(j / m.num_classes())));
+        fail(TFE_ERR_FORMAT, m.name() + ": " + nonfinite_logit(i0 + static_cast<int>(j / k)));
     softmax_rows(out, nb, m.num_classes());
   }
 }

@@ -571,7 +571,8 @@ struct ResNet {
     for (size_t stage = 0; stage < bl->items().size(); ++stage) {
       const Json& cnt = bl->items()[stage];
       if (!cnt.is_integer() || cnt.integer() < 0 || cnt.integer() > kMaxStageBlocks)
-        bad_arch(file, "a stage length is not an integer in 0.." + std::to_string(kMaxStageBlocks));
+        bad_arch(file,
+                 "a stage length is not an integer in 0.." + std::to_string(kMaxStageBlocks));
       const int width = kWidths[stage];
       for (int i = 0; i < cnt.integer(); ++i) {
         Block b;
@@ -919,7 +920,8 @@ std::unique_ptr<Model> Model::load(const ModelFile& file) {
 
   // A file whose weights do not compute its own stored logits never predicts.
   const float d = m->selftest_diff();
-  if (!(d <= m->selftest_atol_)) fail(TFE_ERR_SELFTEST, fn + ": " + selftest_failure(d, m->selftest_atol_));
+  if (!(d <= m->selftest_atol_))
+    fail(TFE_ERR_SELFTEST, fn + ": " + selftest_failure(d, m->selftest_atol_));
   return m;
 }
 

@@ -306,7 +306,8 @@ int main(int argc, char** argv) {
     if ((i + 1) % 100000 == 0)
       std::fprintf(stderr, "model_file_fuzz: %llu inputs\n", static_cast<unsigned long long>(i + 1));
   }
-  const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double wall =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::printf("inputs: %llu, accepted: %llu, refused:", static_cast<unsigned long long>(i),
               static_cast<unsigned long long>(accepted));
   for (int s = 1; s < 9; ++s)
