@@ -1,5 +1,12 @@
-"""Shared test fixtures: seeded random inputs, the CUDA skip rule, and the report header
-that names the CPU kernel level the run uses."""
+"""Shared test fixtures: seeded random inputs, the CUDA skip rule, the report header that
+names the CPU kernel level the run uses, and the C++ library (built once per session for the
+tests that call it)."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -24,3 +31,93 @@ def pytest_collection_modifyitems(config, items):
 def rng():
     """A fresh, seeded generator per test: inputs are reproducible run to run."""
     return np.random.default_rng(1234)
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def cxx_compiler():
+    for name in (os.environ.get("CXX"), "c++", "g++", "clang++"):
+        if name and shutil.which(name):
+            return shutil.which(name)
+    return None
+
+
+def run_checked(cmd, **kw):
+    r = subprocess.run(cmd, capture_output=True, text=True, **kw)
+    if r.returncode != 0:
+        raise AssertionError(f"{' '.join(map(str, cmd))} failed ({r.returncode}):\n"
+                             f"{r.stdout[-3000:]}\n{r.stderr[-3000:]}")
+    return r
+
+
+@pytest.fixture(scope="session")
+def tfe_cmake_dir(tmp_path_factory):
+    """The tfe CMake package folder: the installed one, or one installed from this tree."""
+    cmake = shutil.which("cmake")
+    if cmake is None:
+        pytest.skip("cmake is not installed")
+    if cxx_compiler() is None:
+        pytest.skip("no C++ compiler (c++, g++ or clang++) found")
+    r = subprocess.run([sys.executable, "-m", "tfe", "--cmakedir"], capture_output=True,
+                       text=True)
+    tfe_dir = r.stdout.strip() if r.returncode == 0 else ""
+    if not tfe_dir:
+        # No installed library (a development build): install one from this source tree.
+        if not (ROOT / "CMakeLists.txt").is_file():
+            pytest.skip("tfe has no installed C++ library and the source tree is not here")
+        work = tmp_path_factory.mktemp("lib")
+        build, prefix = work / "lib-build", work / "prefix"
+        generator = ["-G", "Ninja"] if shutil.which("ninja") else []
+        run_checked([cmake, "-S", ROOT, "-B", build, *generator, "-DTFE_CUDA=OFF",
+                     "-DTFE_BUILD_PYTHON=OFF", "-DCMAKE_BUILD_TYPE=Release"])
+        run_checked([cmake, "--build", build, "--parallel", "2"])
+        run_checked([cmake, "--install", build, "--prefix", prefix])
+        tfe_dir = next(prefix.glob("lib*/cmake/tfe"))
+    return Path(tfe_dir)
+
+
+class CApi:
+    """libtfe through ctypes: load a model file and read the status and message."""
+
+    def __init__(self, path):
+        import ctypes
+
+        self.ct = ctypes
+        self.lib = lib = ctypes.CDLL(str(path))
+        vp = ctypes.c_void_p
+        lib.tfe_model_load.argtypes = [ctypes.c_char_p, ctypes.POINTER(vp)]
+        lib.tfe_model_load_memory.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(vp)]
+        lib.tfe_model_free.argtypes = [vp]
+        lib.tfe_model_num_classes.argtypes = [vp]
+        lib.tfe_model_input_size.argtypes = [vp]
+        lib.tfe_forward.argtypes = [vp, vp, ctypes.c_int, vp]
+        i = ctypes.c_int
+        lib.tfe_predict.argtypes = [vp, vp, i, i, i, i, vp]
+        lib.tfe_last_error.restype = ctypes.c_char_p
+        lib.tfe_status_string.restype = ctypes.c_char_p
+
+    def load(self, path):
+        """(status, message, model handle or None) for a model file path."""
+        m = self.ct.c_void_p()
+        status = self.lib.tfe_model_load(os.fsencode(path), self.ct.byref(m))
+        return status, self._message(), m if status == 0 else None
+
+    def load_memory(self, data):
+        m = self.ct.c_void_p()
+        status = self.lib.tfe_model_load_memory(data, len(data), self.ct.byref(m))
+        return status, self._message(), m if status == 0 else None
+
+    def _message(self):
+        return self.lib.tfe_last_error().decode("utf-8", "replace")
+
+    def free(self, m):
+        self.lib.tfe_model_free(m)
+
+
+@pytest.fixture(scope="session")
+def c_api(tfe_cmake_dir):
+    libs = sorted(tfe_cmake_dir.parent.parent.glob("libtfe.so*"))
+    if not libs:
+        pytest.skip(f"no libtfe.so next to {tfe_cmake_dir}")
+    return CApi(libs[0])

@@ -61,10 +61,10 @@ def _rewrite(path, header, body):
     ("truncated", "header length"),
     ("empty", "truncated"),
     ("huge_header", "header length"),
-    ("not_json", "not valid JSON"),
+    ("not_json", "invalid JSON"),
     ("bad_offsets", "outside the data section"),
-    ("wrong_size", "do not hold shape"),
-    ("bad_dtype", "malformed entry"),
+    ("wrong_size", "do not hold F32 shape"),
+    ("bad_dtype", "unsupported dtype"),
     ("foreign", "not a tfe model file"),
 ])
 def test_malformed_files_raise_clear_errors(tmp_path, damage, message):
@@ -91,10 +91,10 @@ def test_malformed_files_raise_clear_errors(tmp_path, damage, message):
     elif damage == "foreign":
         header["__metadata__"] = {}
         _rewrite(path, header, body)
-    with pytest.raises(ValueError, match=rf"^\[checkpoint\] .*m\.safetensors: .*{message}"):
+    with pytest.raises(ValueError, match=rf"^.*m\.safetensors: .*{message}"):
         checkpoint.load(path)
 
 
 def test_missing_file_is_a_clean_error(tmp_path):
-    with pytest.raises(ValueError, match=r"cannot read"):
+    with pytest.raises(ValueError, match=r"nope\.safetensors: cannot open"):
         checkpoint.load(tmp_path / "nope.safetensors")

@@ -70,6 +70,11 @@ void softmax_rows(float* p, int rows, int k) {
   }
 }
 
+std::string nonfinite_logit(int image) {
+  return "image " + std::to_string(image) +
+         ": the model computes a non-finite logit (its weights overflow float32)";
+}
+
 void predict(const tfe::engine::Model& m, const tfe_image* images, int count, float* probs) {
   if (count < 0) fail(TFE_ERR_ARGUMENT, "count is negative");
   if (count > 0 && !images) fail(TFE_ERR_ARGUMENT, "images is NULL");
@@ -99,6 +104,12 @@ void predict(const tfe::engine::Model& m, const tfe_image* images, int count, fl
     }
     float* out = probs + static_cast<int64_t>(i0) * m.num_classes();
     m.forward(x.data(), nb, out);
+    // The self-test proved the network on one input; hostile finite weights can still
+    // overflow on others, and that must be an error, never NaN probabilities.
+    const int k = m.num_classes();
+    for (int64_t j = 0; j < int64_t{nb} * k; ++j)
+      if (!std::isfinite(out[j]))
+        fail(TFE_ERR_FORMAT, m.name() + ": " + nonfinite_logit(i0 + static_cast<int>(j / k)));
     softmax_rows(out, nb, m.num_classes());
   }
 }
@@ -210,8 +221,7 @@ tfe_status tfe_model_selftest(const tfe_model* model, float* max_abs_diff) {
     const float d = m.selftest_diff();
     if (max_abs_diff) *max_abs_diff = d;
     if (!(d <= m.selftest_atol()))
-      fail(TFE_ERR_SELFTEST, "self-test: max |logit difference| " + std::to_string(d) +
-                                 " exceeds the tolerance " + std::to_string(m.selftest_atol()));
+      fail(TFE_ERR_SELFTEST, tfe::engine::selftest_failure(d, m.selftest_atol()));
   });
 }
 

@@ -19,6 +19,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -34,6 +35,20 @@ namespace {
 
 constexpr float kEps = 1e-5f;   // BatchNorm eps of every tfe layer (nn.BatchNorm*/TFEHead)
 constexpr int kMaxInput = 512;  // input side limit: bounds the workspace of one image
+constexpr int kMaxClasses = 1 << 20;  // num_classes / num_identities
+constexpr int kMaxStageBlocks = 64;   // blocks per ResNet stage
+// Self-test tolerance, relative to max(1, max |stored logit|): 2^13 float32 ulps. The stored
+// logits come from the training forward (BN kept separate, direct convolutions, any CPU's
+// micro-kernel or the GPU); this library folds BN, runs Winograd and sums in another order,
+// which moves the logits by float32 rounding: a few 1e-7 of their size, so this bound is
+// never reached by a correct model on any machine, while wrong weights, another architecture
+// or a broken kernel change the logits by O(1).
+constexpr double kSelftestTolerance = 1.0 / 1024;
+// Per-pixel normalisation (x - mean) / std of 8-bit pixels: a mean outside [0, 255] is no
+// mean of pixels, and these std bounds keep every network input within +-2^16 (tfe's
+// normaliser floors std at 1).
+constexpr double kMinStd = 1.0 / 256;
+constexpr double kMaxStd = 256;
 constexpr size_t kKeepBytes = size_t{64} << 20;
 
 using Floats = std::vector<float>;
@@ -51,7 +66,7 @@ class Reader {
   void check_all_used() const {
     for (const auto& [k, e] : f_.tensors())
       if (!used_.count(k))
-        fail(TFE_ERR_FORMAT, f_.name() + ": unexpected tensor '" + k + "' (shape " +
+        fail(TFE_ERR_FORMAT, f_.name() + ": unexpected tensor '" + printable(k) + "' (shape " +
                                  shape_string(e.shape) + ") for this architecture");
   }
 
@@ -430,7 +445,10 @@ struct DeepID {
   void load(Reader& r, const Json& arch, const std::string& p, int size) {
     const std::string& file = r.file().name();
     check_gray_input(arch, file);
-    const int ids = int_field(arch, "num_identities", 1, 1 << 20, file);
+    const int ids = int_field(arch, "num_identities", 1, kMaxClasses, file);
+    const Json* dropout = arch.find("dropout");  // unused in eval mode, but must make sense
+    if (dropout && !(dropout->is_number() && dropout->number() >= 0 && dropout->number() < 1))
+      bad_arch(file, "\"dropout\" is not a number in [0, 1)");
     const int widths[5] = {1, 20, 40, 60, 80}, ks[4] = {4, 3, 3, 2};
     for (int i = 0; i < 4; ++i)
       conv[i].load(r, p + "conv" + std::to_string(i + 1), widths[i], widths[i + 1], ks[i], 1, 0,
@@ -543,7 +561,7 @@ struct ResNet {
   void load(Reader& r, const Json& arch, const std::string& p, int sz) {
     const std::string& file = r.file().name();
     check_gray_input(arch, file);
-    const int classes = int_field(arch, "num_classes", 1, 1 << 20, file);
+    const int classes = int_field(arch, "num_classes", 1, kMaxClasses, file);
     const Json* bl = arch.find("blocks");
     if (!bl || !bl->is_array() || bl->items().empty() || bl->items().size() > 3)
       bad_arch(file, "\"blocks\" is not a list of 1 to 3 stage lengths");
@@ -553,8 +571,9 @@ struct ResNet {
     int c = kWidths[0], h = sz;
     for (size_t stage = 0; stage < bl->items().size(); ++stage) {
       const Json& cnt = bl->items()[stage];
-      if (!cnt.is_integer() || cnt.integer() < 0 || cnt.integer() > 64)
-        bad_arch(file, "a stage length is not an integer in 0..64");
+      if (!cnt.is_integer() || cnt.integer() < 0 || cnt.integer() > kMaxStageBlocks)
+        bad_arch(file,
+                 "a stage length is not an integer in 0.." + std::to_string(kMaxStageBlocks));
       const int width = kWidths[stage];
       for (int i = 0; i < cnt.integer(); ++i) {
         Block b;
@@ -792,12 +811,14 @@ void load_network(Network& net, Reader& r, const Json& arch, int size, std::stri
     if (!ia || !ea) bad_arch(file, "tfe needs \"identity\" and \"emotion\"");
     const std::string in = name_field(*ia, file), en = name_field(*ea, file);
     if (in != "deepid")
-      fail(TFE_ERR_UNSUPPORTED, file + ": tfe identity network \"" + in + "\" (expected deepid)");
+      fail(TFE_ERR_UNSUPPORTED,
+           file + ": tfe identity network \"" + printable(in) + "\" (expected deepid)");
     if (en != "resnet12" && en != "resnet18" && en != "resnet")
-      fail(TFE_ERR_UNSUPPORTED, file + ": tfe emotion network \"" + en + "\" (expected a resnet)");
+      fail(TFE_ERR_UNSUPPORTED,
+           file + ": tfe emotion network \"" + printable(en) + "\" (expected a resnet)");
     net.id.load(r, *ia, "identity.", size);
     net.em.load(r, *ea, "emotion.", size);
-    net.classes = int_field(arch, "num_classes", 1, 1 << 20, file);
+    net.classes = int_field(arch, "num_classes", 1, kMaxClasses, file);
     const int d = DeepID::kFeature + net.em.feature;
     net.hg = r.get("head.bn_weight", {d});
     net.hb = r.get("head.bn_bias", {d});
@@ -806,8 +827,14 @@ void load_network(Network& net, Reader& r, const Json& arch, int size, std::stri
     net.hw = r.get("head.weight", {net.classes, d});
     net.hbias = r.get("head.bias", {net.classes});
   } else {
-    fail(TFE_ERR_UNSUPPORTED, file + ": unknown architecture \"" + *name + "\"");
+    fail(TFE_ERR_UNSUPPORTED, file + ": unknown architecture \"" + printable(*name) + "\"");
   }
+}
+
+std::string g3(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.3g", v);
+  return buf;
 }
 
 const Json& meta_json(const ModelFile& f, const char* key, Json* storage) {
@@ -819,6 +846,11 @@ const Json& meta_json(const ModelFile& f, const char* key, Json* storage) {
 }
 
 }  // namespace
+
+std::string selftest_failure(float diff, float tolerance) {
+  return "self-test failed: max |logit difference| " + g3(diff) + " exceeds the tolerance " +
+         g3(tolerance) + " (the weights do not compute the file's stored logits)";
+}
 
 Model::Model() = default;
 Model::~Model() = default;
@@ -843,6 +875,7 @@ std::unique_ptr<Model> Model::load(const ModelFile& file) {
                                   std::to_string(iw) + " (this library runs square inputs up to " +
                                   std::to_string(kMaxInput) + ")");
   m->size_ = static_cast<int>(ih);
+  m->name_ = fn;
   const Json* gray = pre.find("grayscale");
   if (gray && !(gray->is_bool() && gray->boolean()))
     fail(TFE_ERR_UNSUPPORTED, fn + ": preprocessing.grayscale is not true");
@@ -859,9 +892,11 @@ std::unique_ptr<Model> Model::load(const ModelFile& file) {
   Floats std_dev = r.get("preprocess.std", {s, s});
   m->inv_std_.resize(std_dev.size());
   for (size_t i = 0; i < std_dev.size(); ++i) {
-    if (!(std::isfinite(std_dev[i]) && std_dev[i] > 0.0f))
-      fail(TFE_ERR_FORMAT, fn + ": preprocess.std must be finite and positive");
-    if (!std::isfinite(m->mean_[i])) fail(TFE_ERR_FORMAT, fn + ": preprocess.mean is not finite");
+    if (!(std_dev[i] >= kMinStd && std_dev[i] <= kMaxStd))
+      fail(TFE_ERR_FORMAT, fn + ": preprocess.std must lie in [" + g3(kMinStd) + ", " +
+                               g3(kMaxStd) + "] (it scales 8-bit pixels)");
+    if (!(m->mean_[i] >= 0.0f && m->mean_[i] <= 255.0f))
+      fail(TFE_ERR_FORMAT, fn + ": preprocess.mean must lie in [0, 255] (a mean of 8-bit pixels)");
     m->inv_std_[i] = static_cast<float>(1.0 / static_cast<double>(std_dev[i]));
   }
 
@@ -878,18 +913,16 @@ std::unique_ptr<Model> Model::load(const ModelFile& file) {
   // Self-test.
   m->selftest_input_ = r.get("selftest.input", {1, 1, s, s});
   m->selftest_logits_ = r.get("selftest.logits", {1, m->net_->classes});
-  auto st = file.metadata().find("selftest");
-  if (st != file.metadata().end()) {
-    const Json j = Json::parse(st->second.data(), st->second.size(), fn + ": metadata selftest");
-    const Json* atol = j.find("atol");
-    if (atol) {
-      if (!atol->is_number() || !(atol->number() >= 0) || !std::isfinite(atol->number()))
-        fail(TFE_ERR_FORMAT, fn + ": selftest.atol is not a non-negative number");
-      m->selftest_atol_ = static_cast<float>(atol->number());
-    }
-  }
+  double scale = 1.0;
+  for (float z : m->selftest_logits_) scale = std::max(scale, std::fabs(static_cast<double>(z)));
+  m->selftest_atol_ = static_cast<float>(kSelftestTolerance * scale);
   r.check_all_used();
   m->net_->prepare();
+
+  // A file whose weights do not compute its own stored logits never predicts.
+  const float d = m->selftest_diff();
+  if (!(d <= m->selftest_atol_))
+    fail(TFE_ERR_SELFTEST, fn + ": " + selftest_failure(d, m->selftest_atol_));
   return m;
 }
 

@@ -32,6 +32,7 @@ class Model {
   const std::vector<std::string>& classes() const { return classes_; }
   int input_size() const { return size_; }
   const std::string& architecture() const { return arch_name_; }
+  const std::string& name() const { return name_; }  // the file's, as in messages
 
   // logits[N, K] of normalised input x[N, 1, S, S]. Thread-safe (scratch is thread_local).
   // Images are spread over up to tfe::cpu::num_threads() threads, whole images per thread;
@@ -39,19 +40,24 @@ class Model {
   void forward(const float* x, int n, float* logits) const;
   // out[S*S] = normalised network input of a gray S x S image.
   void normalize(float* out, const uint8_t* gray) const;
-  // Max |forward(selftest.input) - selftest.logits|; tolerance from the metadata.
+  // Max |forward(selftest.input) - selftest.logits| (NaN when any is NaN). load() runs it and
+  // refuses the file (TFE_ERR_SELFTEST) when it exceeds selftest_atol(): 2^-10 relative to
+  // max(1, max |stored logit|), a float32 rounding bound independent of the machine.
   float selftest_diff() const;
   float selftest_atol() const { return selftest_atol_; }
 
  private:
   Model();
-  std::string arch_name_;
+  std::string arch_name_, name_;
   std::vector<std::string> classes_;
   int size_ = 0;
   std::vector<float> mean_, inv_std_;
   std::vector<float> selftest_input_, selftest_logits_;
-  float selftest_atol_ = 1e-4f;
+  float selftest_atol_ = 0.0f;
   std::unique_ptr<Network> net_;
 };
+
+// The message of a failed self-test (after "<file>: " at load).
+std::string selftest_failure(float diff, float tolerance);
 
 }  // namespace tfe::engine

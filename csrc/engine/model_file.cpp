@@ -6,11 +6,14 @@
 // "[[[[..." cannot exhaust the stack, numbers parsed with std::from_chars (no locale).
 #include "engine/model_file.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <set>
+#include <tuple>
 
 namespace tfe::engine {
 
@@ -23,6 +26,26 @@ std::string shape_string(const std::vector<int64_t>& shape) {
   std::string s = "[";
   for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
   return s + "]";
+}
+
+std::string printable(const std::string& s) {
+  size_t n = s.size();
+  if (n > kMaxShown) {
+    n = kMaxShown;
+    while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80) --n;  // not mid-character
+  }
+  std::string out;
+  for (size_t i = 0; i < n; ++i) {
+    const unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c < 0x20 || c == 0x7F) {
+      char hex[5];
+      std::snprintf(hex, sizeof hex, "\\x%02x", c);
+      out += hex;
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return n < s.size() ? out + "..." : out;
 }
 
 // ---- JSON ------------------------------------------------------------------------------
@@ -98,7 +121,7 @@ class JsonParser {
       skip_ws();
       if (peek() != '"') error("expected a string key");
       std::string key = string();
-      if (!seen.insert(key).second) error("duplicate key \"" + key + "\"");
+      if (!seen.insert(key).second) error("duplicate key \"" + printable(key) + "\"");
       skip_ws();
       if (peek() != ':') error("expected ':'");
       ++i_;
@@ -304,12 +327,11 @@ ModelFile ModelFile::read(const std::string& path) {
   FILE* f = std::fopen(path.c_str(), "rb");
   if (!f) fail(TFE_ERR_IO, path + ": cannot open (" + std::strerror(errno) + ")");
   std::vector<uint8_t> bytes;
-  constexpr size_t kMaxFile = size_t{4} << 30;  // far above any model; bounds memory use
   uint8_t chunk[1 << 16];
   for (;;) {
     const size_t got = std::fread(chunk, 1, sizeof chunk, f);
     if (got > 0) {
-      if (bytes.size() + got > kMaxFile) {
+      if (bytes.size() + got > kMaxFileBytes) {
         std::fclose(f);
         fail(TFE_ERR_FORMAT, path + ": file larger than 4 GiB, not a tfe model file");
       }
@@ -357,12 +379,12 @@ ModelFile ModelFile::parse(std::vector<uint8_t> bytes, const std::string& name) 
       if (val.is_null()) continue;
       if (!val.is_object()) bad("__metadata__ is not an object");
       for (const auto& [mk, mv] : val.members()) {
-        if (!mv.is_string()) bad("__metadata__[\"" + mk + "\"] is not a string");
+        if (!mv.is_string()) bad("__metadata__[\"" + printable(mk) + "\"] is not a string");
         mf.metadata_[mk] = mv.str();
       }
       continue;
     }
-    const std::string t = "tensor '" + key + "'";
+    const std::string t = "tensor '" + printable(key) + "'";
     if (!val.is_object()) bad(t + ": entry is not an object");
     const Json* dt = val.find("dtype");
     const Json* sh = val.find("shape");
@@ -374,15 +396,14 @@ ModelFile ModelFile::parse(std::vector<uint8_t> bytes, const std::string& name) 
     bool known = false;
     for (const auto& d : kDTypes)
       if (dt->str() == d.code) { e.dtype = d.dtype; known = true; }
-    if (!known) bad(t + ": unsupported dtype \"" + dt->str() + "\"");
+    if (!known) bad(t + ": unsupported dtype \"" + printable(dt->str()) + "\"");
     if (!sh->is_array()) bad(t + ": shape is not an array");
     if (sh->items().size() > static_cast<size_t>(kMaxRank))
       bad(t + ": rank " + std::to_string(sh->items().size()) + " exceeds " + std::to_string(kMaxRank));
     uint64_t numel = 1;
     for (const Json& d : sh->items()) {
       const uint64_t dim = non_negative(d, who + ": " + t + ": a shape entry");
-      if (dim > (uint64_t{1} << 40) || __builtin_mul_overflow(numel, dim, &numel) ||
-          numel > (uint64_t{1} << 40))
+      if (dim > kMaxNumel || __builtin_mul_overflow(numel, dim, &numel) || numel > kMaxNumel)
         bad(t + ": shape " + std::to_string(dim) + "... is too large");
       e.shape.push_back(static_cast<int64_t>(dim));
     }
@@ -392,7 +413,7 @@ ModelFile ModelFile::parse(std::vector<uint8_t> bytes, const std::string& name) 
     if (b > en || en > data_size)
       bad(t + ": offsets [" + std::to_string(b) + ", " + std::to_string(en) +
           "] outside the data section (" + std::to_string(data_size) + " bytes)");
-    const uint64_t nbytes = numel * itemsize(e.dtype);  // numel <= 2^40: no overflow
+    const uint64_t nbytes = numel * itemsize(e.dtype);  // numel <= kMaxNumel: no overflow
     if (en - b != nbytes)
       bad(t + ": " + std::to_string(en - b) + " bytes do not hold " + dtype_code(e.dtype) +
           " shape " + shape_string(e.shape) + " (" + std::to_string(nbytes) + " bytes)");
@@ -402,14 +423,40 @@ ModelFile ModelFile::parse(std::vector<uint8_t> bytes, const std::string& name) 
     mf.tensors_.emplace(key, std::move(e));
   }
 
+  // The ranges must tile the data section, as the safetensors format requires: an overlap
+  // would let one stored byte be two weights, a gap or a tail hides bytes that nothing reads.
+  std::vector<std::tuple<size_t, size_t, const std::string*>> ranges;
+  for (const auto& [key, e] : mf.tensors_) ranges.emplace_back(e.begin, e.end, &key);
+  std::sort(ranges.begin(), ranges.end(), [](const auto& a, const auto& b) {
+    return std::tie(std::get<0>(a), std::get<1>(a), *std::get<2>(a)) <
+           std::tie(std::get<0>(b), std::get<1>(b), *std::get<2>(b));
+  });
+  size_t covered = 0;
+  const std::string* previous = nullptr;
+  for (const auto& [b, en, key] : ranges) {
+    const std::string t = "tensor '" + printable(*key) + "'";
+    const std::string where = "offsets [" + std::to_string(b) + ", " + std::to_string(en) + "]";
+    if (b < covered)
+      bad(t + ": " + where + " overlap tensor '" + printable(*previous) + "'");
+    if (b > covered)
+      bad(t + ": " + where + " leave a gap (bytes " + std::to_string(covered) + " to " +
+          std::to_string(b) + " of the data section belong to no tensor)");
+    covered = en;
+    previous = key;
+  }
+  if (covered != data_size)
+    bad("the data section has " + std::to_string(data_size - covered) +
+        " bytes after the last tensor");
+
   auto fmt = mf.metadata_.find("format");
   if (!have_meta || fmt == mf.metadata_.end())
     bad("not a tfe model file (no \"format\" in __metadata__)");
   if (fmt->second != "tfe-1") {
+    const std::string shown = printable(fmt->second);
     if (fmt->second.rfind("tfe-", 0) == 0)
-      fail(TFE_ERR_VERSION, who + ": model file format \"" + fmt->second +
+      fail(TFE_ERR_VERSION, who + ": model file format \"" + shown +
                                 "\" is not supported by this library (it reads \"tfe-1\")");
-    bad("not a tfe model file (format \"" + fmt->second + "\", expected \"tfe-1\")");
+    bad("not a tfe model file (format \"" + shown + "\", expected \"tfe-1\")");
   }
   mf.bytes_ = std::move(bytes);
   return mf;
@@ -417,7 +464,8 @@ ModelFile ModelFile::parse(std::vector<uint8_t> bytes, const std::string& name) 
 
 const TensorEntry& ModelFile::entry(const std::string& key) const {
   auto it = tensors_.find(key);
-  if (it == tensors_.end()) fail(TFE_ERR_FORMAT, name_ + ": missing tensor '" + key + "'");
+  if (it == tensors_.end())
+    fail(TFE_ERR_FORMAT, name_ + ": missing tensor '" + printable(key) + "'");
   return it->second;
 }
 
@@ -433,6 +481,11 @@ std::vector<float> ModelFile::floats(const std::string& key,
   std::vector<float> out(static_cast<size_t>(e.numel));
   // memcpy, not a cast: the data section need not be 4-byte aligned.
   if (e.numel) std::memcpy(out.data(), bytes_.data() + data_begin_ + e.begin, e.end - e.begin);
+  for (size_t i = 0; i < out.size(); ++i)
+    if (!std::isfinite(out[i]))
+      fail(TFE_ERR_FORMAT, name_ + ": tensor '" + key + "' holds a non-finite value (" +
+                               (std::isnan(out[i]) ? "NaN" : "infinity") + ") at index " +
+                               std::to_string(i));
   return out;
 }
 

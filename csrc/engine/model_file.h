@@ -5,7 +5,10 @@
 // section. Every length and offset is bounds-checked before use, the header is limited to
 // kMaxHeaderBytes, the JSON is parsed by the small strict parser below (RFC 8259: no
 // trailing commas, no comments, no duplicate keys, valid UTF-8, nesting depth limited), and
-// each tensor's byte size must equal numel * itemsize with its range inside the data section.
+// each tensor's byte size must equal numel * itemsize with its range inside the data section,
+// and the ranges must tile the data section exactly (no overlap, no gap, nothing after them).
+// The Python reader (python/tfe/model_reader.py) applies the same checks in the same order
+// with the same messages and limits (tests/test_model_file_errors.py keeps them in step).
 // Problems throw engine::Failure(TFE_ERR_FORMAT or TFE_ERR_VERSION) naming the problem.
 #pragma once
 #include <cstddef>
@@ -79,8 +82,10 @@ struct TensorEntry {
 
 class ModelFile {
  public:
-  static constexpr uint64_t kMaxHeaderBytes = 100ull << 20;  // as the Python reader
+  static constexpr uint64_t kMaxHeaderBytes = 100ull << 20;
+  static constexpr uint64_t kMaxFileBytes = 4ull << 30;  // far above any model; bounds memory
   static constexpr int kMaxRank = 8;
+  static constexpr uint64_t kMaxNumel = uint64_t{1} << 40;  // per dimension and per tensor
 
   // Reads and validates the container (not the model semantics). Throws Failure:
   // TFE_ERR_IO when the file cannot be read, TFE_ERR_FORMAT / TFE_ERR_VERSION otherwise.
@@ -91,8 +96,8 @@ class ModelFile {
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
   const std::string& name() const { return name_; }
 
-  // Float32 copy of tensor `key`, which must exist with dtype F32 and exactly `shape`
-  // (Failure(TFE_ERR_FORMAT) naming the tensor otherwise).
+  // Float32 copy of tensor `key`, which must exist with dtype F32, exactly `shape` and only
+  // finite values (Failure(TFE_ERR_FORMAT) naming the tensor otherwise).
   std::vector<float> floats(const std::string& key, const std::vector<int64_t>& shape) const;
   const TensorEntry& entry(const std::string& key) const;  // Failure when missing
 
@@ -105,5 +110,9 @@ class ModelFile {
 };
 
 std::string shape_string(const std::vector<int64_t>& shape);
+// Text from the file, fit for a one-line message: control bytes as \xNN, at most kMaxShown
+// bytes (cut at a UTF-8 character boundary, then "...").
+std::string printable(const std::string& s);
+constexpr size_t kMaxShown = 64;
 
 }  // namespace tfe::engine

@@ -8,8 +8,8 @@ tfe stores JSON strings there), then the raw little-endian tensor bytes.
 Metadata keys written by tfe: ``format`` ("tfe-1"), ``architecture``, ``preprocessing``
 (input size, grayscale, normalisation, label order), ``protocol`` (how it was trained),
 ``selftest`` (names of the stored reference input and its expected logits), and any extra
-training state for resuming. The reader treats files as untrusted: every length and
-offset is checked and a malformed file raises ``ValueError`` naming the file.
+training state for resuming. The reader (tfe.model_reader) treats files as untrusted: every
+length and offset is checked and a malformed file raises ``ValueError`` naming the file.
 """
 
 import itertools
@@ -22,11 +22,12 @@ import struct
 
 import numpy as np
 
-FORMAT = "tfe-1"
+from . import model_reader
+
+FORMAT = model_reader.FORMAT
 _DTYPES = {"F32": np.float32, "F64": np.float64, "I64": np.int64, "I32": np.int32,
            "U8": np.uint8}
 _CODES = {np.dtype(v).str: k for k, v in _DTYPES.items()}
-_MAX_HEADER = 100 * 1024 * 1024
 
 # Temporary files: ".tmp-<pid>-<process token>-<n>-<final name>". The pid and a token drawn
 # once per process tell a temporary left by a killed run (its process is gone) from one being
@@ -138,52 +139,8 @@ def save(path, tensors, metadata=None):
 
 
 def load(path):
-    """Returns ``(tensors, metadata)``; metadata values that hold JSON are decoded."""
-    path = os.fspath(path)
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError as e:
-        raise ValueError(f"[checkpoint] {path}: cannot read ({e.strerror})") from None
-
-    def bad(why):
-        return ValueError(f"[checkpoint] {path}: {why}")
-
-    if len(data) < 8:
-        raise bad("truncated (no header length)")
-    (n,) = struct.unpack("<Q", data[:8])
-    if n > _MAX_HEADER or 8 + n > len(data):
-        raise bad(f"header length {n} exceeds the file ({len(data)} bytes)")
-    try:
-        header = json.loads(data[8:8 + n])
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise bad("header is not valid JSON") from None
-    if not isinstance(header, dict):
-        raise bad("header is not a JSON object")
-    body = memoryview(data)[8 + n:]
-    meta = header.pop("__metadata__", {}) or {}
-    if not isinstance(meta, dict):
-        raise bad("__metadata__ is not an object")
-    tensors = {}
-    for name, info in header.items():
-        try:
-            dtype = np.dtype(_DTYPES[info["dtype"]]).newbyteorder("<")
-            shape = [int(s) for s in info["shape"]]
-            begin, end = (int(o) for o in info["data_offsets"])
-        except (KeyError, TypeError, ValueError):
-            raise bad(f"tensor {name!r}: malformed entry") from None
-        if any(s < 0 for s in shape) or not 0 <= begin <= end <= len(body):
-            raise bad(f"tensor {name!r}: offsets [{begin}, {end}] outside the data section")
-        if (end - begin) != int(np.prod(shape, dtype=np.int64)) * dtype.itemsize:
-            raise bad(f"tensor {name!r}: {end - begin} bytes do not hold shape {shape}")
-        tensors[name] = np.frombuffer(body[begin:end], dtype=dtype).reshape(shape).astype(
-            dtype.newbyteorder("="))
-    if meta.get("format") != FORMAT:
-        raise bad(f"not a tfe model file (format {meta.get('format')!r}, expected {FORMAT!r})")
-    decoded = {}
-    for k, v in meta.items():
-        try:
-            decoded[k] = json.loads(v)
-        except (TypeError, json.JSONDecodeError):
-            decoded[k] = v
-    return tensors, decoded
+    """Returns ``(tensors, metadata)``; metadata values that hold JSON are decoded. The file is
+    checked as untrusted input (tfe.model_reader); a malformed one raises
+    ``model_reader.ModelFileError`` (a ValueError), one line naming the file."""
+    c = model_reader.read_container(path)
+    return {k: c.array(k) for k in c.tensors}, c.decoded_metadata()

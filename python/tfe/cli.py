@@ -414,13 +414,10 @@ def _predict(args):
     from .data.transforms import resize_gray
     from .modelfile import LoadedModel
 
-    try:
-        model = LoadedModel(args.model)
-    except ValueError as e:
-        raise SystemExit(f"tfe-predict: error: {e}")
+    model = LoadedModel(args.model)  # ModelFileError names the file and the problem
     size = model.input_size[0]
     batch = [resize_gray(read_image(path), size) for path in args.images]
-    probs = model.probabilities(np.stack(batch))
+    probs = model.probabilities(np.stack(batch))  # ModelFileError (an InputError) on overflow
     if args.json:
         print(json.dumps([{"image": path, **{c: float(v) for c, v in zip(model.classes, row)}}
                           for path, row in zip(args.images, probs)], indent=2))

@@ -78,7 +78,8 @@ typedef enum tfe_status {
   TFE_OK = 0,
   TFE_ERR_IO = 1,          /* the file cannot be opened or read */
   TFE_ERR_FORMAT = 2,      /* not a well-formed tfe model file (truncated, bad header/JSON,
-                              wrong tensor dtype/shape/size, missing or unexpected tensors) */
+                              wrong tensor dtype/shape/size, overlapping or gapped tensor
+                              ranges, non-finite weights, missing or unexpected tensors) */
   TFE_ERR_VERSION = 3,     /* a tfe model file of another format version than "tfe-1" */
   TFE_ERR_ARGUMENT = 4,    /* a bad argument: NULL pointer, non-positive size, stride too
                               small, unknown pixel format, class index out of range */
@@ -122,8 +123,9 @@ TFE_API const char* tfe_last_error(void);
 TFE_API tfe_status tfe_set_num_threads(int n);
 TFE_API int tfe_get_num_threads(void);
 
-/* Loads a model file. On success *out owns the model (free with tfe_model_free); on error
-   *out is set to NULL. */
+/* Loads a model file, validates it (container, architecture, every tensor's dtype, shape and
+   finite values) and runs its self-test. On success *out owns the model (free with
+   tfe_model_free); on error *out is set to NULL. */
 TFE_API tfe_status tfe_model_load(const char* path, tfe_model** out);
 /* The same from a file already in memory (copied; `data` may be freed afterwards). */
 TFE_API tfe_status tfe_model_load_memory(const void* data, size_t size, tfe_model** out);
@@ -155,8 +157,9 @@ TFE_API tfe_status tfe_forward(const tfe_model* model, const float* input, int c
 
 /* Runs the stored self-test input through the network and compares with the stored logits:
    *max_abs_diff (may be NULL) receives the largest absolute difference. Returns TFE_OK when
-   it is within the file's tolerance (metadata selftest.atol, default 1e-4), else
-   TFE_ERR_SELFTEST. */
+   it is within the tolerance (2^-10 times the larger of 1 and the largest stored |logit|:
+   float32 rounding, never reached by a correct model), else TFE_ERR_SELFTEST. Loading runs
+   it too: a file that fails it is refused with TFE_ERR_SELFTEST and never predicts. */
 TFE_API tfe_status tfe_model_selftest(const tfe_model* model, float* max_abs_diff);
 
 #ifdef __cplusplus

@@ -23,7 +23,7 @@ from .. import nn, ops
 class DeepID(nn.Module):
     feature_dim = 160
 
-    def __init__(self, num_identities, in_channels=1, dropout=0.4, seed=0):
+    def __init__(self, num_identities, in_channels=1, dropout=0.4, seed=0, input_size=48):
         super().__init__()
         self.arch = {"name": "deepid", "num_identities": num_identities,
                      "in_channels": in_channels, "dropout": dropout}
@@ -32,7 +32,7 @@ class DeepID(nn.Module):
         self.conv3 = nn.Conv2d(40, 60, 3)
         self.conv4 = nn.Conv2d(60, 80, 2)
         self.pool = nn.MaxPool2d(2)
-        self.fc = nn.Linear(60 * 4 * 4 + 80 * 3 * 3, self.feature_dim)
+        self.fc = nn.Linear(_concat_width(input_size), self.feature_dim)
         self.dropout = nn.Dropout(dropout, seed)
         self.classifier = nn.Linear(self.feature_dim, num_identities)
 
@@ -47,3 +47,10 @@ class DeepID(nn.Module):
 
     def forward(self, x):
         return self.classifier(self.dropout(self.features(x)))
+
+
+def _concat_width(size):
+    """Width of pool3 ++ conv4 for size x size input (1680 at 48x48)."""
+    for k in (4, 3, 3):  # valid convolution, then 2x2 max-pool (floor)
+        size = (size - k + 1) // 2
+    return 60 * size * size + 80 * (size - 1) ** 2
