@@ -23,25 +23,12 @@ import pytest
 from tfe import models, modelfile
 from tfe.data.transforms import Normalizer, resize_gray
 
+from conftest import cxx_compiler, run_checked
+
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "cpp"
 
 pytestmark = [pytest.mark.slow, pytest.mark.numerics]
-
-
-def _cxx_compiler():
-    for name in (os.environ.get("CXX"), "c++", "g++", "clang++"):
-        if name and shutil.which(name):
-            return shutil.which(name)
-    return None
-
-
-def _run(cmd, **kw):
-    r = subprocess.run(cmd, capture_output=True, text=True, **kw)
-    if r.returncode != 0:
-        raise AssertionError(f"{' '.join(map(str, cmd))} failed ({r.returncode}):\n"
-                             f"{r.stdout[-3000:]}\n{r.stderr[-3000:]}")
-    return r
 
 
 def _generator_args():
@@ -57,9 +44,9 @@ def classify(tmp_path_factory, tfe_cmake_dir):
     work = tmp_path_factory.mktemp("cpp")
     tfe_dir = tfe_cmake_dir
     build = work / "example"
-    _run([cmake, "-S", EXAMPLE, "-B", build, *_generator_args(), f"-Dtfe_DIR={tfe_dir}",
+    run_checked([cmake, "-S", EXAMPLE, "-B", build, *_generator_args(), f"-Dtfe_DIR={tfe_dir}",
           "-DCMAKE_BUILD_TYPE=Release"])
-    _run([cmake, "--build", build, "--parallel", "2"])
+    run_checked([cmake, "--build", build, "--parallel", "2"])
     exe = build / "classify"
     assert exe.is_file()
     return exe
@@ -135,7 +122,7 @@ def images(tmp_path_factory):
 
 
 def _cpp_probabilities(exe, model, paths):
-    out = _run([exe, model, *paths]).stdout
+    out = run_checked([exe, model, *paths]).stdout
     rows = []
     for line, path in zip(out.strip().split("\n"), paths):
         fields = line.split("\t")
@@ -155,13 +142,13 @@ def test_probabilities_match_python(classify, trained, resnet18_file, images, wh
     assert got.shape == expected.shape
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-5)
     # The labels printed are the model's, in its order.
-    first = _run([classify, path, paths[0]]).stdout.split("\t")[1:-1]
+    first = run_checked([classify, path, paths[0]]).stdout.split("\t")[1:-1]
     assert [f.split("=")[0] for f in first] == lm.classes
 
 
 @pytest.mark.parametrize("which", ["identity", "emotion", "joint"])
 def test_selftest_passes_in_cpp(classify, trained, which):
-    r = _run([classify, "--selftest", trained[which]])
+    r = run_checked([classify, "--selftest", trained[which]])
     assert r.stdout.startswith("selftest: ok"), r.stdout
     diff = float(r.stdout.split()[-1])
     assert diff <= 1e-4
@@ -170,7 +157,7 @@ def test_selftest_passes_in_cpp(classify, trained, which):
 def test_threads_do_not_change_the_answer(classify, trained, images):
     paths, _ = images
     one = _cpp_probabilities(classify, trained["joint"], paths)
-    r = _run([classify, "--threads", "1", trained["joint"], *paths])
+    r = run_checked([classify, "--threads", "1", trained["joint"], *paths])
     two = np.array([[float(f.split("=", 1)[1]) for f in line.split("\t")[1:-1]]
                     for line in r.stdout.strip().split("\n")])
     np.testing.assert_allclose(one, two, rtol=0, atol=1e-6)
@@ -628,7 +615,7 @@ def test_conv_infer_kernel_matches_conv2d(tmp_path):
     """The inference convolution kernel (csrc/cpu/conv_infer*.cpp) against the training
     kernel conv2d_forward, compiled from this source tree, with every GEMM micro-kernel the
     CPU has (the AVX-512 one fuses the epilogue in registers; the others use a tile buffer)."""
-    cxx = _cxx_compiler()
+    cxx = cxx_compiler()
     if cxx is None:
         pytest.skip("no C++ compiler")
     cpu = ROOT / "csrc" / "cpu"
@@ -645,11 +632,11 @@ def test_conv_infer_kernel_matches_conv2d(tmp_path):
     for src in srcs:
         flags = next((f for suffix, f in isa.items() if src.name.endswith(suffix)), [])
         obj = tmp_path / (src.stem + ".o")
-        _run([cxx, "-std=c++17", "-O2", "-fopenmp", f"-I{ROOT / 'csrc'}", *flags, "-c", src,
+        run_checked([cxx, "-std=c++17", "-O2", "-fopenmp", f"-I{ROOT / 'csrc'}", *flags, "-c", src,
               "-o", obj])
         objs.append(obj)
     exe = tmp_path / "conv_infer_test"
-    _run([cxx, "-fopenmp", *objs, "-o", exe])
+    run_checked([cxx, "-fopenmp", *objs, "-o", exe])
     for kernel in ("avx512", "avx2", "generic"):  # forced down to what the CPU has
         r = subprocess.run([exe], capture_output=True, text=True,
                            env={**os.environ, "TFE_GEMM_KERNEL": kernel})
