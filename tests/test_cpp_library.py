@@ -24,6 +24,7 @@ from tfe import models, modelfile
 from tfe.data.transforms import Normalizer, resize_gray
 
 from conftest import cxx_compiler, run_checked
+from model_seeds import join, split
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "cpp"
@@ -165,22 +166,11 @@ def test_threads_do_not_change_the_answer(classify, trained, images):
 
 # ---- malformed model files ------------------------------------------------------------------
 
-def _split(data):
-    (n,) = struct.unpack("<Q", data[:8])
-    return json.loads(data[8:8 + n]), data[8 + n:]
-
-
-def _join(header, body, raw=None):
-    blob = raw if raw is not None else json.dumps(header, separators=(",", ":")).encode()
-    blob += b" " * (-len(blob) % 8)
-    return struct.pack("<Q", len(blob)) + blob + body
-
-
 def _edit(fn):
     def make(data):
-        header, body = _split(data)
+        header, body = split(data)
         fn(header)
-        return _join(header, body)
+        return join(header, body)
     return make
 
 
@@ -203,8 +193,8 @@ def _arch_edit(fn):
 
 def _raw_header(text):
     def make(data):
-        _, body = _split(data)
-        return _join(None, body, raw=text)
+        _, body = split(data)
+        return join(None, body, raw=text)
     return make
 
 
@@ -314,12 +304,12 @@ def test_missing_file_is_an_io_error(classify, tmp_path):
 
 def test_good_file_loads_and_wrong_logits_fail_the_selftest(classify, small_model, tmp_path):
     assert _load_only(classify, small_model)[0] == 0
-    header, body = _split(small_model.read_bytes())
+    header, body = split(small_model.read_bytes())
     begin, end = header["selftest.logits"]["data_offsets"]
     logits = np.frombuffer(body[begin:end], np.float32) + 1.0
     body = body[:begin] + logits.astype("<f4").tobytes() + body[end:]
     bad = tmp_path / "wrong-logits.safetensors"
-    bad.write_bytes(_join(header, body))
+    bad.write_bytes(join(header, body))
     code, err = _load_only(classify, bad)  # loading runs the self-test: refused at load
     assert code == 2 and "self-test failed" in err and str(bad) in err, err
 
