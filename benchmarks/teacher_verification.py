@@ -1,5 +1,6 @@
 """Face verification with the identity teacher's descriptor (and with raw pixels, for
-scale) on the real data copies: ORL, Extended Yale B and CK+48.
+scale, and the 160-d feature of DeepID model files given with ``--deepid``) on the real
+data copies: ORL, Extended Yale B and CK+48.
 
 LFW protocol (``tfe.data.verification``): 10 folds, each person in one fold, per fold up to
 300 same-person and 300 different-person pairs (fewer where the people of a fold cannot
@@ -12,7 +13,11 @@ that way).
 The descriptors come from a teacher cache filled beforehand (dlib is not needed here):
 
     tfe-embed DATA/orl_faces DATA/cropped_yaleb DATA/ckplus48 --cache CACHE
-    python benchmarks/teacher_verification.py --data DATA --cache CACHE --out OUT
+    python benchmarks/teacher_verification.py --data DATA --cache CACHE --out OUT \
+           [--deepid NAME=RUN/identity/identity.safetensors ...]
+
+A DeepID trained on ORL and Extended Yale B has seen most of their people: only CK+48's
+people are unseen by it.
 """
 
 from __future__ import annotations
@@ -81,6 +86,24 @@ def scores(features, pairs):
             "best_threshold_accuracy": round(best, 2)}
 
 
+def deepid_features(path):
+    """A function: uint8 images [N, 48, 48] -> the DeepID model file's features [N, 160]."""
+    from tfe.modelfile import LoadedModel
+    from tfe.train import batched_forward
+
+    loaded = LoadedModel(path)
+    if loaded.model.arch.get("name") != "deepid":
+        raise SystemExit(f"teacher_verification: error: {path}: not a DeepID model file")
+    return lambda images: batched_forward(loaded.model.features, images, loaded.normalizer)
+
+
+def _named_model(text):
+    name, sep, path = text.partition("=")
+    if not sep or not name or not path:
+        raise argparse.ArgumentTypeError(f"expected NAME=MODEL_FILE, got {text!r}")
+    return name, path
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", required=True, help="folder holding orl_faces, cropped_yaleb, "
@@ -90,7 +113,11 @@ def main(argv=None):
     p.add_argument("--folds", type=int, default=10)
     p.add_argument("--per-fold", type=int, default=300)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--deepid", type=_named_model, nargs="+", default=[],
+                   metavar="NAME=MODEL", help="DeepID model files (identity.safetensors of a "
+                   "tfe-train run) to score on the same pairs")
     args = p.parse_args(argv)
+    deepids = {name: deepid_features(path) for name, path in args.deepid}
     try:
         cache = DescriptorCache(args.cache)
     except CacheError as e:
@@ -106,7 +133,8 @@ def main(argv=None):
             raise SystemExit(f"teacher_verification: error: {int((~found).sum())} images of "
                              f"{root} are not in {args.cache} (first: "
                              f"{files[int(np.flatnonzero(~found)[0])]}); run tfe-embed on it")
-        pixels = np.stack([resize_gray(read_image(f), 48).reshape(-1) for f in files])
+        images = np.stack([resize_gray(read_image(f), 48) for f in files])
+        pixels = images.reshape(len(images), -1)
         pairs = make_pairs(labels, groups, args.folds, args.per_fold, args.seed)
         results[name] = {
             "images": len(files), "people": int(len(np.unique(labels))),
@@ -117,15 +145,20 @@ def main(argv=None):
             "teacher": scores(teacher, pairs), "raw_pixels_48x48": scores(pixels, pairs),
             "quoted_in_issue_best_threshold": QUOTED[name]}
         r = results[name]
+        for model_name, features in deepids.items():
+            r[f"deepid:{model_name}"] = scores(features(images), pairs)
         print(f"{name:14s} {r['images']:5d} images {r['people']:4d} people {r['pairs']:5d} "
               f"pairs | teacher {r['teacher']['cv_accuracy']:5.1f} ± "
               f"{r['teacher']['cv_std']:4.1f} % (best threshold "
               f"{r['teacher']['best_threshold_accuracy']:5.1f}) | raw pixels "
               f"{r['raw_pixels_48x48']['cv_accuracy']:5.1f} % (best "
-              f"{r['raw_pixels_48x48']['best_threshold_accuracy']:5.1f})", flush=True)
+              f"{r['raw_pixels_48x48']['best_threshold_accuracy']:5.1f})" + "".join(
+                  f" | DeepID {m} {r['deepid:' + m]['cv_accuracy']:5.1f} %" for m in deepids),
+              flush=True)
     doc = {"protocol": "LFW-style: people split into folds, cosine similarity, threshold "
            "per test fold chosen on the other folds", "seed": args.seed, "teacher": RECIPE,
            "data": os.path.abspath(args.data), "date": time.strftime("%Y-%m-%d"),
+           "deepid_models": {name: os.path.abspath(path) for name, path in args.deepid},
            "results": results}
     atomic_write_json(os.path.join(args.out, "results.json"), doc)
     return 0

@@ -407,6 +407,13 @@ _option_case("--lr-joint-identity", "fast")
 _option_case("--epochs-identity", "0")
 _option_case("--epochs-joint", "-3")
 _option_case("--epochs-emotion", "1.5")
+_option_case("--epochs-emotion", "0", expect="argument --epochs-emotion: 0 needs --init-emotion")
+_option_case("--init-emotion", "no-such-model.safetensors",
+             expect="argument --init-emotion: no-such-model.safetensors: no such file")
+_option_case("--identity-teacher", "no-such-cache",
+             expect="argument --identity-teacher: no-such-cache: no such folder")
+_option_case("--distill-weight", "2", expect="argument --distill-weight: needs --identity-teacher")
+_option_case("--distill-weight", "-1")
 _option_case("--batch-size", "0")
 _option_case("--folds", "2")
 _option_case("--max-folds", "0")

@@ -120,8 +120,8 @@ def test_predict_errors_name_the_file(run_dir, tmp_path):
 
 def test_bad_arguments_are_one_line_errors(tmp_path, capsys):
     with pytest.raises(SystemExit):
-        cli.train_main(TINY + ["--out", str(tmp_path), "--epochs-emotion", "0"])
-    assert "argument --epochs-emotion: must be >= 1, got 0" in capsys.readouterr().err
+        cli.train_main(TINY + ["--out", str(tmp_path), "--epochs-joint", "0"])
+    assert "argument --epochs-joint: must be >= 1, got 0" in capsys.readouterr().err
     if not tfe.cuda.is_available():
         with pytest.raises(SystemExit, match=r"--device cuda: CUDA is not available"):
             cli.train_main(TINY + ["--out", str(tmp_path), "--device", "cuda"])
@@ -239,3 +239,18 @@ def test_verification_uses_people_unseen_in_training():
     assert 0 <= acc <= 100 and std >= 0
     few = SyntheticFaces(seed=3).identity_set(6, 4)
     assert split_verification_people(few, seed=0) == (few, None)
+
+
+def test_init_emotion_with_no_epochs_reuses_the_baseline(run_dir, tmp_path):
+    """--init-emotion MODEL --epochs-emotion 0: the baseline is that model as it is, and the
+    stages after it run as they did (so a variant of a finished run need not retrain it)."""
+    model = run_dir / "seed0" / "emotion.safetensors"
+    args = TINY + ["--out", str(tmp_path / "reuse"), "--init-emotion", str(model)]
+    args[args.index("--epochs-emotion") + 1] = "0"
+    assert cli.train_main(args) == 0
+    first = json.loads((run_dir / "results.json").read_text())
+    again = json.loads((tmp_path / "reuse" / "results.json").read_text())
+    assert again["protocol"]["init_emotion"] == str(model)
+    assert again["protocol"]["epochs"]["emotion"] == 0
+    for key in ("baseline", "tfe_jl"):
+        assert again[key]["test_acc"] == first[key]["test_acc"]

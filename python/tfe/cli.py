@@ -49,7 +49,8 @@ def _train_parser():
                    help="one pipeline run per seed (its own people and initialisation); "
                    "mean ± std over them (default: 0 1)")
     p.add_argument("--epochs-identity", type=checks.at_least(1))
-    p.add_argument("--epochs-emotion", type=checks.at_least(1))
+    p.add_argument("--epochs-emotion", type=checks.at_least(0),
+                   help="0 with --init-emotion: the given model is the baseline as it is")
     p.add_argument("--epochs-joint", type=checks.at_least(1))
     p.add_argument("--batch-size", type=checks.at_least(1))
     p.add_argument("--lr-identity", type=checks.learning_rate)
@@ -58,6 +59,18 @@ def _train_parser():
     p.add_argument("--lr-joint-identity", type=checks.learning_rate,
                    help="learning rate of the DeepID branch during joint fine-tuning")
     p.add_argument("--emotion-model", choices=["resnet12", "resnet18"])
+    p.add_argument("--init-emotion", metavar="MODEL", help="a model file of the emotion "
+                   "network (e.g. a FER+ run's split/emotion.safetensors) to start from "
+                   "instead of random weights; other classes get a fresh classifier")
+    p.add_argument("--identity-teacher", metavar="CACHE", help="a teacher cache filled by "
+                   "tfe-embed: DeepID is also distilled from the teacher's descriptors, on the "
+                   "identity images and (ferplus) the training split")
+    p.add_argument("--distill-dir", nargs="+", metavar="DIR", help="more faces for the "
+                   "distillation, without labels (every image under the folders), e.g. "
+                   "FER+'s FER2013Train for a CK+ run; never validation or test images")
+    p.add_argument("--distill-weight", type=checks.learning_rate,
+                   help="weight of the distillation (cosine) loss against the identity "
+                   "cross-entropy (default 1)")
     p.add_argument("--no-augment", action="store_true", help="no flip/shift/rotation")
     p.add_argument("--no-controls", action="store_true",
                    help="skip the two control runs (more-epochs baseline, random identity)")
@@ -105,7 +118,7 @@ def _protocol(args) -> Protocol:
     p.augment = not args.no_augment
     p.cuda_graph = not args.no_cuda_graph
     p.controls = not args.no_controls
-    for name in ("epochs_identity", "epochs_emotion", "epochs_joint", "batch_size"):
+    for name in ("epochs_identity", "epochs_joint", "batch_size"):
         if getattr(p, name) < 1:
             raise SystemExit(f"tfe-train: error: --{name.replace('_', '-')} must be >= 1")
     return p
@@ -230,7 +243,8 @@ def _real_main(args, protocol):
     start = time.time()
     progress = not args.no_progress and sys.stderr.isatty()
     identity = train_identity(identity_set, protocol, seed, os.path.join(args.out, "identity"),
-                              progress, resume=not args.no_resume, label=f"{args.dataset}")
+                              progress, resume=not args.no_resume, label=f"{args.dataset}",
+                              distill_extra=_distill_faces(args, [data]))
     per_fold = []
     for f in folds[: args.max_folds or len(folds)]:
         splits = {"train": data.subset(f.train), "val": data.subset(f.val),
@@ -269,6 +283,25 @@ def _identity_data(args, load_person_folders):
     return SyntheticFaces(seed=1_000_003).identity_set(people, 30)
 
 
+def _distill_faces(args, held_out=()):
+    """The --distill-dir faces as one unlabelled set (a list of zero or one ImageSet); an
+    image file that is also in one of the ``held_out`` sets (validation or test images)
+    is refused."""
+    if not args.distill_dir:
+        return []
+    from .data.folders import load_unlabelled_faces
+
+    faces = load_unlabelled_faces(args.distill_dir)
+    mine = {os.path.realpath(p): p for p in faces.sources}
+    for s in held_out:
+        for p in [] if s is None or s.sources is None else s.sources:
+            if os.path.realpath(p) in mine:
+                raise InputError(f"{mine[os.path.realpath(p)]}: --distill-dir holds an image "
+                                 f"of the {s.name} set; distillation may only see training "
+                                 "images")
+    return [faces]
+
+
 def _identity_description(args, identity_set):
     if args.identity_dir:
         return [os.path.abspath(d) for d in args.identity_dir]
@@ -295,7 +328,9 @@ def _ferplus_main(args, protocol, identity_set):
     progress = not args.no_progress and sys.stderr.isatty()
     identity = train_identity(identity_set, protocol, protocol.seeds[0],
                               os.path.join(args.out, "identity"), progress,
-                              resume=not args.no_resume, label="ferplus")
+                              resume=not args.no_resume, label="ferplus",
+                              distill_extra=[splits["train"], *_distill_faces(
+                                  args, [splits["val"], test])])
     run = run_split(splits, protocol, protocol.seeds[0], os.path.join(args.out, "split"),
                     progress=progress, resume=not args.no_resume, identity=identity,
                     label="ferplus")
@@ -355,16 +390,16 @@ def format_table(doc) -> str:
         unit += " [LEAKY: a person can be in training and test]"
     lines = [f"tfe {proto['tfe_version']}: {proto['dataset']}{tag}, {len(proto['classes'])} "
              f"classes, {n} {unit}; test accuracy at the epoch chosen on validation"]
-    lines.append(f"{'':28s}{'model':10s}{'test acc %':>16s}   per "
+    lines.append(f"{'':28s}{'model':14s}{'test acc %':>16s}   per "
                  f"{'seed' if proto['fold_kind'] == 'seed' else 'fold'}")
 
     def row(label, entry):
         if entry is None:
-            return f"{label:28s}{'-':10s}{'n/a':>16s}"
+            return f"{label:28s}{'-':14s}{'n/a':>16s}"
         per = ", ".join("-" if v is None else f"{v:.1f}" for v in entry["per_fold"])
         std = entry["test_acc_std"]
         std = "n/a " if std is None else f"{std:<4.2f}"
-        return f"{label:28s}{entry['model']:10s}{entry['test_acc']:>9.2f} ± {std}   [{per}]"
+        return f"{label:28s}{entry['model']:14s}{entry['test_acc']:>9.2f} ± {std}   [{per}]"
 
     lines.append(row("baseline (ResNet)", doc["baseline"]))
     lines.append(row("TFE-JL", doc["tfe_jl"]))
@@ -372,6 +407,11 @@ def format_table(doc) -> str:
     if controls:
         lines.append(row("control: baseline +epochs", controls.get("baseline_more_epochs")))
         lines.append(row("control: random identity", controls.get("tfe_random_identity")))
+    given = doc.get("given_identity") or {}
+    if given.get("tfe_teacher"):
+        lines.append(row("TFE, teacher descriptor", given["tfe_teacher"]))
+    if given.get("tfe_teacher_other_sequences"):
+        lines.append(row("control: other sequences", given["tfe_teacher_other_sequences"]))
     if doc.get("validation_only"):
         v = doc["validation_only"]
         line = (f"no test split: validation (selection) accuracy baseline "
@@ -386,6 +426,8 @@ def format_table(doc) -> str:
         if ident.get("verification_acc") is not None:
             line += (f"; face verification on held-out people (cosine, LFW protocol): "
                      f"{ident['verification_acc']:.1f} %")
+        if ident.get("teacher_verification_acc") is not None:
+            line += f" (the teacher: {ident['teacher_verification_acc']:.1f} %)"
         lines.append(line)
     paper = PAPER.get(proto["dataset"])
     if paper:

@@ -108,6 +108,17 @@ def check_train_args(parser, args):
     if args.per_person is not None and args.per_person[1] < 2:
         parser.error("argument --per-person: the identity set needs >= 2 images per person "
                      f"(one is held out for validation), got {args.per_person[1]}")
+    if args.epochs_emotion == 0 and not args.init_emotion:
+        parser.error("argument --epochs-emotion: 0 needs --init-emotion (the emotion "
+                     "network is then the given model, scored as it is)")
+    if args.init_emotion and not os.path.isfile(args.init_emotion):
+        parser.error(f"argument --init-emotion: {args.init_emotion}: no such file")
+    if args.identity_teacher and not os.path.isdir(args.identity_teacher):
+        parser.error(f"argument --identity-teacher: {args.identity_teacher}: no such folder "
+                     "(a teacher cache filled by tfe-embed)")
+    for name in ("distill_weight", "distill_dir"):
+        if getattr(args, name) is not None and not args.identity_teacher:
+            parser.error(f"argument --{name.replace('_', '-')}: needs --identity-teacher")
     problem = check_output_folder(args.out)
     if problem:
         parser.error(f"argument --out: {problem}")

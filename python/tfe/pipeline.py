@@ -1,13 +1,18 @@
 """The paper's pipeline, one run per seed (synthetic data) or per fold (real data):
 
 1. identity: DeepID pre-trained to classify people of the identity set (one image per
-   person held out for validation);
+   person held out for validation), and, given a teacher cache, distilled from a face
+   teacher on every face the stage may see (distill.py);
 2. emotion: the ResNet baseline trained on the expression training split;
 3. joint: TFE = DeepID (pre-trained) + ResNet (pre-trained) + TFE head, fine-tuned end to
    end, the identity branch at its own (lower) learning rate;
 4. controls, so that the gain from identity is not confused with more training: the
    baseline fine-tuned for the same extra epochs with the same schedule, and the joint
-   model with an untrained (random) identity branch.
+   model with an untrained (random) identity branch;
+5. with a teacher: TFE over the teacher's frozen descriptor of the same image (how much
+   identity information can help at best) and, where the data know each person's
+   recordings (CK+ sequences), over the person's mean descriptor from *other* sequences
+   (knowing who it is, without this image's expression cues).
 
 Every stage selects its epoch on the validation split and reports the test split once.
 """
@@ -26,7 +31,10 @@ from . import __version__, get_num_threads, models, optim
 from . import random as tfe_random
 from .data import Augmenter, ImageSet, Normalizer
 from .data.verification import generate_pairs, verification_accuracy
+from .distill import DistillationObjective, DistilledDeepID, distillation_set
+from .errors import InputError
 from .modelfile import save_model
+from .teacher_features import teacher_descriptors
 from .train import batched_forward, train_stage
 
 
@@ -51,6 +59,11 @@ class Protocol:
     seeds: list = field(default_factory=lambda: [0, 1])
     device: str = "cpu"
     cuda_graph: bool = True
+    # Optional settings (None: not used; left out of resume fingerprints, so that files
+    # written before a setting existed still resume).
+    identity_teacher: str | None = None  # teacher cache folder: DeepID is distilled from it
+    distill_weight: float | None = None  # weight of the cosine loss (1 when None)
+    init_emotion: str | None = None  # model file the emotion network starts from
 
 
 def _sgd(groups, p: Protocol):
@@ -72,8 +85,9 @@ def split_identity_validation(identity_set, seed):
 def _stage_args(protocol, seed, out_dir, progress, resume, label, log, extra=None):
     # Epoch counts may grow and the device may change without invalidating a resume file.
     settings = {k: v for k, v in asdict(protocol).items()
-                if not k.startswith("epochs_") and k not in ("device", "cuda_graph")}
-    settings.update(seed=seed, **(extra or {}))
+                if not k.startswith("epochs_") and k not in ("device", "cuda_graph")
+                and v is not None}
+    settings.update(seed=seed, **{k: v for k, v in (extra or {}).items() if v is not None})
     fingerprint = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
     prefix = f"{label}: " if label else ""
     return dict(seed=seed, out_dir=out_dir, progress=progress, resume=resume,
@@ -98,14 +112,16 @@ def split_verification_people(identity_set, seed, fraction=0.15, min_people=8):
     remap[kept_people] = np.arange(len(kept_people))
     names = [identity_set.classes[i] for i in kept_people]
     train = ImageSet(keep.images, remap[keep.labels], names, keep.subjects,
-                     name=identity_set.name, synthetic=identity_set.synthetic)
+                     name=identity_set.name, synthetic=identity_set.synthetic,
+                     sources=keep.sources)
     return train, identity_set.subset(is_held)
 
 
-def verification_score(deepid, held_out, normalizer, seed, log=print):
+def verification_score(deepid, held_out, normalizer, seed, log=print, teacher=None):
     """LFW-protocol accuracy (mean, std %) of cosine similarity on DeepID features of the
     held-out people: same/different pairs, each person in one fold, threshold chosen on the
-    other folds."""
+    other folds. ``teacher``: the teacher's descriptors of ``held_out`` [N, D]; then returns
+    ((mean, std) of DeepID, (mean, std) of the teacher on the same pairs)."""
     folds = min(10, len(np.unique(held_out.labels)) // 2)
     pairs = None
     for per_fold in (300, 100, 30, 10, 3):
@@ -116,40 +132,68 @@ def verification_score(deepid, held_out, normalizer, seed, log=print):
             continue
     if pairs is None:
         log("identity: too few held-out images for verification pairs; not measured")
-        return None, None
+        return (None, None) if teacher is None else ((None, None), (None, None))
     features = batched_forward(deepid.features, held_out.images, normalizer)
-    return verification_accuracy(features, pairs)
+    if teacher is None:
+        return verification_accuracy(features, pairs)
+    return verification_accuracy(features, pairs), verification_accuracy(teacher, pairs)
 
 
 def train_identity(identity_set, protocol: Protocol, seed: int, out_dir: str, progress=True,
-                   log=print, resume=True, label=""):
+                   log=print, resume=True, label="", distill_extra=()):
     """Stage 1: DeepID on a folder-per-person set; one image per person validates, and
-    some people are held out entirely for a face-verification score.
+    some people are held out entirely for a face-verification score. With
+    ``protocol.identity_teacher`` it is distilled from the teacher too, on the identity
+    training images and on the ``distill_extra`` sets (faces without person labels, e.g.
+    the expression training split: never validation or test images).
     Returns a dict with the trained weights ("state"), its size and its summary."""
     os.makedirs(out_dir, exist_ok=True)
     p = protocol
     tfe_random.manual_seed(seed)
     identity_set, held_out = split_verification_people(identity_set, seed)
     id_train, id_val = split_identity_validation(identity_set, seed)
-    id_norm = Normalizer.fit(id_train.images)
-    deepid = models.DeepID(identity_set.num_classes, seed=seed).to(p.device)
-    opt = _sgd([{"params": deepid.parameters(), "lr": p.lr_identity}], p)
+    deepid = models.DeepID(identity_set.num_classes, seed=seed)
+    train_set, targets, model, objective, distill = id_train, "auto", deepid, None, None
+    if p.identity_teacher:
+        train_set, targets, distill = distillation_set(id_train, list(distill_extra),
+                                                       p.identity_teacher, log)
+        model = DistilledDeepID(deepid, targets.shape[1] - identity_set.num_classes)
+        objective = DistillationObjective(identity_set.num_classes, p.distill_weight or 1.0)
+        log(f"identity: distilling the teacher into DeepID on {distill['images']} images "
+            f"({distill['with_person_label']} with person labels)")
+    model.to(p.device)
+    id_norm = Normalizer.fit(train_set.images)
+    opt = _sgd([{"params": model.parameters(), "lr": p.lr_identity}], p)
     args = _stage_args(p, seed, out_dir, progress, resume, label, log,
-                       {"identity_people": list(identity_set.classes)})
-    res = train_stage("identity", deepid, opt, optim.CosineLR(opt, p.epochs_identity), id_train,
+                       {"identity_people": list(identity_set.classes), "distillation": distill})
+    res = train_stage("identity", model, opt, optim.CosineLR(opt, p.epochs_identity), train_set,
                       id_val, None, id_norm, epochs=p.epochs_identity,
                       augmenter=Augmenter(seed=seed) if p.augment else None,
-                      save_model=lambda path, m: save_model(path, m, id_norm, id_train.classes),
-                      **args)
-    verification, verification_std = (None, None) if held_out is None else \
-        verification_score(deepid, held_out, id_norm, seed, log)
+                      save_model=lambda path, m: save_model(path, deepid, id_norm,
+                                                            id_train.classes),
+                      objective=objective, targets=targets, **args)
+    summary = {"model": "deepid", "val_acc": res.val_acc, "verification_acc": None,
+               "verification_std": None, "verification_people": 0,
+               "best_epoch": res.best_epoch, "history": res.history}
+    if held_out is not None:
+        teacher = None
+        if p.identity_teacher:
+            teacher, found = teacher_descriptors(held_out, p.identity_teacher, held_out.name)
+            if not found.all():
+                raise InputError(f"{p.identity_teacher}: no teacher descriptor for "
+                                 f"{int((~found).sum())} held-out identity images")
+        scores = verification_score(deepid, held_out, id_norm, seed, log, teacher)
+        mine, theirs = scores if teacher is not None else (scores, (None, None))
+        summary.update(verification_acc=mine[0], verification_std=mine[1],
+                       verification_people=len(np.unique(held_out.labels)))
+        if teacher is not None:
+            summary.update(teacher_verification_acc=theirs[0],
+                           teacher_verification_std=theirs[1])
+    if distill is not None:
+        summary["distillation"] = {**distill, "teacher_cache": os.path.abspath(
+            p.identity_teacher), "weight": p.distill_weight or 1.0}
     return {"state": deepid.state_dict(), "num_identities": identity_set.num_classes,
-            "summary": {"model": "deepid", "val_acc": res.val_acc,
-                        "verification_acc": verification, "verification_std": verification_std,
-                        "verification_people": 0 if held_out is None else
-                        len(np.unique(held_out.labels)),
-                        "best_epoch": res.best_epoch, "history": res.history},
-            "wall_s": res.wall_s}
+            "summary": summary, "wall_s": res.wall_s}
 
 
 def run_split(splits, protocol: Protocol, seed: int, out_dir: str, progress=True, log=print,
@@ -180,7 +224,10 @@ def run_split(splits, protocol: Protocol, seed: int, out_dir: str, progress=True
     norm = Normalizer.fit(train.images)
     save = lambda path, m: save_model(path, m, norm, classes, asdict(p))  # noqa: E731
     tfe_random.manual_seed(seed + 1)
-    resnet = models.ARCHITECTURES[p.emotion_model](num_classes=len(classes)).to(p.device)
+    resnet = models.ARCHITECTURES[p.emotion_model](num_classes=len(classes))
+    if p.init_emotion:
+        resnet.load_state_dict(initial_emotion_weights(p.init_emotion, resnet, classes))
+    resnet.to(p.device)
     opt = _sgd([{"params": resnet.parameters(), "lr": p.lr_emotion}], p)
     res = train_stage("emotion", resnet, opt, optim.CosineLR(opt, p.epochs_emotion), train, val,
                       test, norm, epochs=p.epochs_emotion, augmenter=aug, save_model=save,
@@ -228,7 +275,77 @@ def run_split(splits, protocol: Protocol, seed: int, out_dir: str, progress=True
         controls["tfe_random_identity"] = _summary("tfe" + p.emotion_model[len("resnet"):], res)
         out["controls"] = controls
         out["wall_s"]["controls"] = sum(c["wall_s"] for c in controls.values())
+
+    # 5. the teacher's descriptor as the identity feature
+    out["given_identity"] = None
+    if p.identity_teacher:
+        out["given_identity"] = given_identity_runs(splits, p, seed, emotion_state, norm, aug,
+                                                    stage_args, log)
+        out["wall_s"]["given_identity"] = sum(r["wall_s"] for r in
+                                              out["given_identity"].values())
     return out
+
+
+GIVEN_IDENTITY = {"tfe_teacher": "the teacher's descriptor of the same image",
+                  "tfe_teacher_other_sequences": "the person's mean teacher descriptor from "
+                                                 "other sequences"}
+
+
+def given_identity_runs(splits, p: Protocol, seed, emotion_state, norm, aug, stage_args,
+                        log=print):
+    """Stage 5: TFE (models.GivenIdentityTFE) over a frozen teacher descriptor, trained like
+    the joint stage from the same baseline; the other-sequences control where the data
+    have sequences (every split's people have their own recordings: nothing crosses)."""
+    from .teacher_features import with_teacher_side
+
+    classes = splits["train"].classes
+    results = {}
+    for name, other in (("tfe_teacher", False), ("tfe_teacher_other_sequences", True)):
+        sets, missing = {}, 0
+        for k in ("train", "val", "test"):
+            if splits.get(k) is None:
+                sets[k] = None
+                continue
+            sets[k], n = with_teacher_side(splits[k], p.identity_teacher, other)
+            if sets[k] is None:
+                break
+            missing += n
+        if any(sets.get(k) is None for k in ("train", "val")):
+            continue  # no sequences in these data: the control does not apply
+        if missing:
+            log(f"{name}: {missing} images have no descriptor ({GIVEN_IDENTITY[name]}): "
+                "a zero vector stands in")
+        tfe_random.manual_seed(seed + 4)
+        emo = models.ARCHITECTURES[p.emotion_model](num_classes=len(classes))
+        emo.load_state_dict(emotion_state)
+        model = models.GivenIdentityTFE(emo, sets["train"].side.shape[1], len(classes))
+        model.to(p.device)
+        opt = _sgd([{"params": model.parameter_groups()[1], "lr": p.lr_joint}], p)
+        res = train_stage(name, model, opt, optim.CosineLR(opt, p.epochs_joint), sets["train"],
+                          sets["val"], sets["test"], norm, epochs=p.epochs_joint,
+                          augmenter=aug, save_model=lambda path, m: None, **stage_args)
+        results[name] = {**_summary("tfe" + p.emotion_model[len("resnet"):] + "+teacher", res),
+                         "identity_feature": GIVEN_IDENTITY[name],
+                         "images_without_descriptor": missing}
+    return results
+
+
+def initial_emotion_weights(path, resnet, classes):
+    """The weights of an emotion model file (``--init-emotion``) for ``resnet``: the same
+    architecture; a classifier for other classes (another data set) starts afresh."""
+    from .modelfile import LoadedModel
+
+    loaded = LoadedModel(path)  # ModelFileError (an InputError) names a refused file
+    arch = {k: v for k, v in loaded.model.arch.items() if k != "num_classes"}
+    want = {k: v for k, v in resnet.arch.items() if k != "num_classes"}
+    if arch != want:
+        raise InputError(f"{path}: --init-emotion needs a {want.get('name')} emotion model, "
+                         f"this file holds {loaded.model.arch.get('name')}")
+    weights = loaded.model.state_dict()
+    if list(loaded.classes) != list(classes):
+        own = resnet.state_dict()
+        weights = {k: (own[k] if k.startswith("fc.") else v) for k, v in weights.items()}
+    return weights
 
 
 def _summary(model_name, res):
@@ -281,6 +398,14 @@ def results_document(per_split, protocol: Protocol, *, synthetic, classes, frame
         for key, model in names.items():
             agg = aggregate(per_split, ("controls", key))
             controls[key] = None if agg is None else {"model": model, **agg}
+    given = None
+    if all(r.get("given_identity") for r in per_split):
+        given = {}
+        for key in GIVEN_IDENTITY:
+            agg = aggregate(per_split, ("given_identity", key))
+            if agg is not None:
+                given[key] = {"model": "tfe" + protocol.emotion_model[len("resnet"):] +
+                              "+teacher", "identity_feature": GIVEN_IDENTITY[key], **agg}
     return {
         "synthetic": synthetic,
         "protocol": {
@@ -294,6 +419,10 @@ def results_document(per_split, protocol: Protocol, *, synthetic, classes, frame
                    "joint": protocol.lr_joint, "joint_identity_branch": protocol.lr_joint_identity},
             "momentum": protocol.momentum, "weight_decay": protocol.weight_decay,
             "augment": protocol.augment, "identity_data": identity_data,
+            "identity_teacher": protocol.identity_teacher and os.path.abspath(
+                protocol.identity_teacher),
+            "distill_weight": protocol.identity_teacher and (protocol.distill_weight or 1.0),
+            "init_emotion": protocol.init_emotion and os.path.abspath(protocol.init_emotion),
             "device": protocol.device, "cuda_graph": protocol.cuda_graph,
             # CPU threads of this run; the results do not depend on it (fixed reductions).
             "threads": get_num_threads(),
@@ -303,12 +432,13 @@ def results_document(per_split, protocol: Protocol, *, synthetic, classes, frame
         "tfe_jl": None if tfe_jl is None else {
             "model": "tfe" + protocol.emotion_model[len("resnet"):], **tfe_jl},
         "controls": controls,
+        "given_identity": given,
         "identity": {"model": "deepid",
                      "val_acc": _mean([i["val_acc"] for i in ident]),
                      "verification_acc": _mean([i.get("verification_acc") for i in ident])},
         "wall_s": {"identity": stage_wall("identity"), "emotion": stage_wall("emotion"),
                    "joint": stage_wall("joint"), "controls": stage_wall("controls"),
-                   "total": wall_total},
+                   "given_identity": stage_wall("given_identity"), "total": wall_total},
     }
 
 

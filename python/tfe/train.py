@@ -19,7 +19,7 @@ from . import checkpoint
 from . import resume as resume_file
 from .data import BatchLoader
 from .function import no_grad
-from .step import TrainStep
+from .step import TrainStep, side_input_targets
 from .tensor import Tensor, host
 
 
@@ -34,10 +34,11 @@ class StageResult:
     test_predictions: np.ndarray | None = None
 
 
-def batched_forward(fn, images, normalizer, batch_size=256):
+def batched_forward(fn, images, normalizer, batch_size=256, side=None):
     """``fn`` (a model or one of its bound methods) on uint8 images [N, H, W] in batches,
     in evaluation mode and without a graph, on the model's device; returns the stacked
-    outputs [N, ...] as a NumPy array."""
+    outputs [N, ...] as a NumPy array. ``side``: the vectors [N, D] given beside the
+    images to a model that takes them (``fn(x, side)``)."""
     model = getattr(fn, "__self__", fn)
     was_training = model.training
     model.eval()
@@ -45,22 +46,30 @@ def batched_forward(fn, images, normalizer, batch_size=256):
     out = []
     with no_grad():
         for i in range(0, len(images), batch_size):
-            x = Tensor(normalizer.apply(images[i:i + batch_size]))
+            inputs = [Tensor(normalizer.apply(images[i:i + batch_size]))]
+            if side is not None:
+                inputs.append(Tensor(np.ascontiguousarray(side[i:i + batch_size], np.float32)))
             if device != "cpu":
-                x = x.to(device)
-            out.append(np.array(host(fn(x).data), copy=True))
+                inputs = [t.to(device) for t in inputs]
+            out.append(np.array(host(fn(*inputs).data), copy=True))
     model.train(was_training)
     return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
 
 
-def predict_logits(model, images, normalizer, batch_size=256):
+def predict_logits(model, images, normalizer, batch_size=256, side=None):
     """Logits [N, K] for uint8 images [N, H, W], in evaluation mode, without a graph."""
-    return batched_forward(model, images, normalizer, batch_size)
+    return batched_forward(model, images, normalizer, batch_size, side)
+
+
+def _takes_side_input(model):
+    return getattr(model, "takes_side_input", False)
 
 
 def evaluate(model, imageset, normalizer, batch_size=256):
-    """(accuracy %, mean cross-entropy, predicted classes) on a labelled ImageSet."""
-    logits = predict_logits(model, imageset.images, normalizer, batch_size)
+    """(accuracy %, mean cross-entropy, predicted classes) on a labelled ImageSet (with
+    its ``side`` vectors for a model that takes them)."""
+    side = imageset.side if _takes_side_input(model) else None
+    logits = predict_logits(model, imageset.images, normalizer, batch_size, side)
     labels = imageset.labels
     shifted = logits - logits.max(1, keepdims=True)
     logp = shifted - np.log(np.exp(shifted).sum(1, keepdims=True))
@@ -80,7 +89,7 @@ def _best_path(out_dir, name):
 def train_stage(name, model, optimizer, scheduler, train_set, val_set, test_set, normalizer,
                 *, epochs, batch_size, augmenter=None, seed=0, out_dir, save_model,
                 progress=True, resume=True, fingerprint="", label="", log=print,
-                cuda_graph=True):
+                cuda_graph=True, objective=None, targets="auto"):
     """Trains ``model`` (on its device) for ``epochs`` epochs and restores its
     best-validation weights. On a GPU the steady-state step is a replayed CUDA graph
     unless ``cuda_graph`` is False (see step.py).
@@ -88,6 +97,11 @@ def train_stage(name, model, optimizer, scheduler, train_set, val_set, test_set,
     ``save_model(path, model)`` writes the deployable best checkpoint (with metadata).
     ``fingerprint`` identifies the run's settings: a resume file written under other
     settings is refused rather than silently continued.
+    ``objective`` (step.py) is the loss, cross-entropy by default; ``targets`` is what the
+    loader gives it per image (BatchLoader's ``targets``: a mode or an array).
+    A model that takes a vector beside each image (``takes_side_input``) gets the sets'
+    ``side`` vectors, with cross-entropy.
+    ``epochs`` may be 0: the model is then scored as given.
     Returns a StageResult; the model ends holding the selected weights.
     """
     start = time.time()
@@ -100,14 +114,16 @@ def train_stage(name, model, optimizer, scheduler, train_set, val_set, test_set,
                                                                   fingerprint)
         log(f"[{name}] resuming after epoch {first_epoch} of {epochs}")
 
+    if _takes_side_input(model):
+        targets, objective = side_input_targets(train_set, targets)
     loader = BatchLoader(train_set, batch_size, normalizer, augmenter=augmenter, shuffle=True,
-                         seed=seed, drop_last=len(train_set) > batch_size)
-    step = TrainStep(model, optimizer, use_graph=cuda_graph)
+                         seed=seed, drop_last=len(train_set) > batch_size, targets=targets)
+    step = TrainStep(model, optimizer, use_graph=cuda_graph, objective=objective)
     for epoch in range(first_epoch, epochs):
         scheduler.set_epoch(epoch)
         loader.set_epoch(epoch)
         model.train()
-        t0, seen, correct, loss_sum = time.time(), 0, 0, 0.0
+        t0, seen, labelled, correct, loss_sum = time.time(), 0, 0, 0, 0.0
         bar = _progress(loader, f"{label + ' ' if label else ''}{name} {epoch + 1}/{epochs}",
                         progress)
         for x, y in bar:
@@ -115,15 +131,17 @@ def train_stage(name, model, optimizer, scheduler, train_set, val_set, test_set,
             n = len(x)
             seen += n
             loss_sum += loss.item() * n
-            target = y if y.ndim == 1 else y.argmax(1)
+            target = step.objective.labels(y)
+            labelled += int((target >= 0).sum())
             correct += int((host(logits.data).argmax(1) == target).sum())
             if progress:
-                bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{100 * correct / seen:.1f}",
+                bar.set_postfix(loss=f"{loss_sum / seen:.3f}",
+                                acc=f"{100 * correct / max(labelled, 1):.1f}",
                                 img_s=f"{seen / (time.time() - t0):.0f}")
         train_s = time.time() - t0
         val_acc, val_loss, _ = evaluate(model, val_set, normalizer)
         row = {"epoch": epoch + 1, "train_loss": loss_sum / max(seen, 1),
-               "train_acc": 100.0 * correct / max(seen, 1), "val_loss": val_loss,
+               "train_acc": 100.0 * correct / max(labelled, 1), "val_loss": val_loss,
                "val_acc": val_acc, "lr": optimizer.param_groups[-1]["lr"],
                "images_per_s": seen / max(train_s, 1e-9)}
         history.append(row)
@@ -139,11 +157,14 @@ def train_stage(name, model, optimizer, scheduler, train_set, val_set, test_set,
                 f"({row['images_per_s']:.0f} img/s)")
 
     model.load_state_dict(best_state)
+    val_acc = best["val_acc"] if best["epoch"] else None
+    if epochs == 0:  # nothing trained here: the given weights are the stage's result
+        val_acc = evaluate(model, val_set, normalizer)[0]
     test_acc, pred = None, None
     if test_set is not None and len(test_set):
         test_acc, _, pred = evaluate(model, test_set, normalizer)
-    return StageResult(name, best["epoch"], best["val_acc"] if best["epoch"] else None, test_acc,
-                       history, time.time() - start, pred)
+    return StageResult(name, best["epoch"], val_acc, test_acc, history, time.time() - start,
+                       pred)
 
 
 def _progress(iterable, desc, enabled):

@@ -247,13 +247,14 @@ def _crop(image, box, size, where):
     return resize_gray(image, size)
 
 
-def _split_set(name, split, images, names, keep, labels, soft, label_mode):
+def _split_set(name, split, images, names, keep, labels, soft, label_mode, folder=None):
     # In the soft modes val / test were read with the majority rule, so their soft labels
     # are the one-hot majority targets FERPlus evaluates with.
     names = np.asarray(names)[keep]
     soft = None if label_mode == "majority" else soft
+    sources = None if folder is None else np.array([os.path.join(folder, n) for n in names])
     return ImageSet(images, labels, list(CLASSES), names, name=f"{name}-{split}",
-                    soft_labels=soft)
+                    soft_labels=soft, sources=sources)
 
 
 def _log_split(log, where, split, n_rows, keep, labels, rule):
@@ -303,7 +304,7 @@ def _load_folders(root, label_mode, vote_rule, size, splits, skip_bad, log):
             raise InputError(f"{label_path}: no image is kept by the {mode} rule")
         _log_split(log, folder, split, len(names), keep, labels, f"{mode}, {vote_rule} rule")
         out[split] = _split_set("ferplus", split, np.stack(images), names, keep, labels, soft,
-                                label_mode)
+                                label_mode, folder)
     return out
 
 

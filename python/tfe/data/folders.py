@@ -36,7 +36,7 @@ _ALIASES = {"angry": "anger", "happiness": "happy", "sad": "sadness", "surprised
             "disgusted": "disgust", "fearful": "fear", "contemptuous": "contempt"}
 
 # CK+ file names: S010_004_00000017.png = subject S010, sequence 004, frame 17.
-_CKPLUS_NAME = re.compile(r"^(S\d+)_(\d+)_(\d+)")
+CKPLUS_FILE_NAME = re.compile(r"^(S\d+)_(\d+)_(\d+)")
 
 
 def _load(paths, size, skip_bad):
@@ -59,7 +59,7 @@ def canonical_expression(name: str) -> str:
 
 def ckplus_subject(filename: str) -> str:
     """'S010' for CK+ names like S010_004_00000017.png; the stem otherwise."""
-    m = _CKPLUS_NAME.match(os.path.basename(filename))
+    m = CKPLUS_FILE_NAME.match(os.path.basename(filename))
     return m.group(1) if m else os.path.splitext(os.path.basename(filename))[0]
 
 
@@ -68,7 +68,7 @@ def ckplus_subject_strict(path: str) -> str:
     other name. Not skipped and not guessed: the subject decides which fold an image goes
     to, so a file without one would either become an extra "person" (putting that person's
     real images on both sides of a fold) or silently change the image count."""
-    m = _CKPLUS_NAME.match(os.path.basename(path))
+    m = CKPLUS_FILE_NAME.match(os.path.basename(path))
     if not m:
         raise InputError(f"{path}: not a CK+ file name (expected S<subject>_<sequence>_"
                          "<frame>, e.g. S010_004_00000017.png): its person is unknown, so "
@@ -121,7 +121,7 @@ def load_class_folders(root, size=48, subject_of=ckplus_subject, name=None, skip
     root = os.fspath(root)
     passed = Passed()
     folders, classes = _class_order(root, class_folders(root, passed), expressions_only)
-    images, labels, subjects, skipped = [], [], [], []
+    images, labels, subjects, sources, skipped = [], [], [], [], []
     for label, d in enumerate(folders):
         folder = os.path.join(root, d)
         files = [os.path.join(folder, f) for f in list_folder(folder, passed, False)[1]]
@@ -135,6 +135,7 @@ def load_class_folders(root, size=48, subject_of=ckplus_subject, name=None, skip
         labels += [label] * len(imgs)
         kept = set(kept)
         subjects += [s for p, s in zip(files, people) if p in kept]
+        sources += [p for p in files if p in kept]
         skipped += bad
     notice = passed.notice(root)
     if notice:
@@ -142,7 +143,8 @@ def load_class_folders(root, size=48, subject_of=ckplus_subject, name=None, skip
     if skipped:
         log(f"{root}: skipped {len(skipped)} unreadable image(s), first: {skipped[0]}")
     return ImageSet(np.stack(images), np.array(labels, np.int64), classes, np.array(subjects),
-                    name=name or os.path.basename(os.path.normpath(root)))
+                    name=name or os.path.basename(os.path.normpath(root)),
+                    sources=np.array(sources))
 
 
 def load_person_folders(roots, size=48, min_images=2, skip_bad=False, log=print) -> ImageSet:
@@ -151,7 +153,7 @@ def load_person_folders(roots, size=48, min_images=2, skip_bad=False, log=print)
     images are left out, and the log says how many."""
     if isinstance(roots, (str, os.PathLike)):
         roots = [roots]
-    images, labels, names, skipped, too_few = [], [], [], [], 0
+    images, labels, names, sources, skipped, too_few = [], [], [], [], [], 0
     for root in map(os.fspath, roots):
         passed = Passed()
         base = os.path.basename(os.path.normpath(root))
@@ -163,7 +165,7 @@ def load_person_folders(roots, size=48, min_images=2, skip_bad=False, log=print)
         for person in people:
             folder = os.path.join(root, person)
             files = [os.path.join(folder, f) for f in list_folder(folder, passed, False)[1]]
-            imgs, _, bad = _load(files, size, skip_bad)
+            imgs, kept, bad = _load(files, size, skip_bad)
             skipped += bad
             if len(imgs) < min_images:
                 too_few += 1
@@ -171,6 +173,7 @@ def load_person_folders(roots, size=48, min_images=2, skip_bad=False, log=print)
             labels += [len(names)] * len(imgs)
             names.append(f"{base}/{person}")
             images += imgs
+            sources += kept
         notice = passed.notice(root)
         if notice:
             log(notice)
@@ -183,4 +186,24 @@ def load_person_folders(roots, size=48, min_images=2, skip_bad=False, log=print)
     labels = np.array(labels, np.int64)
     return ImageSet(np.stack(images), labels, names, np.array(names)[labels],
                     name="identity:" + "+".join(os.path.basename(os.path.normpath(r))
-                                                for r in map(os.fspath, roots)))
+                                                for r in map(os.fspath, roots)),
+                    sources=np.array(sources))
+
+
+def load_unlabelled_faces(roots, size=48, log=print) -> ImageSet:
+    """Every image under the folders (recursively; e.g. FER+'s FER2013Train) as faces
+    without labels, for distillation only; unreadable images are counted and skipped."""
+    from ..teacher.files import image_files
+
+    roots = [os.fspath(r) for r in roots]
+    for root in roots:
+        require_folder(root)
+    paths = image_files(roots)
+    images, kept, bad = _load(paths, size, skip_bad=True)
+    if bad:
+        log(f"distillation faces: skipped {len(bad)} unreadable image(s), first: {bad[0]}")
+    if not images:
+        raise InputError(f"{', '.join(roots)}: no readable images")
+    return ImageSet(np.stack(images), None, [], np.array(kept), sources=np.array(kept),
+                    name="faces:" + "+".join(os.path.basename(os.path.normpath(r))
+                                             for r in roots))

@@ -33,6 +33,10 @@ class ImageSet:
         name: a short name of the set ("synthetic-train", "ckplus-fold3-test", ...).
         soft_labels: float32 [N, K] probability targets (e.g. FER+ vote distributions), or None.
         synthetic: True when the images come from the procedural generator.
+        side: float32 [N, D], a vector given with each image (e.g. a face teacher's
+            descriptor) for models that take one beside the image, or None.
+        sources: str [N], the file each image was read from (what a teacher cache keyed by
+            file content looks up), or None (generated images, CSV pixels).
     """
 
     images: np.ndarray
@@ -42,6 +46,8 @@ class ImageSet:
     name: str = "unnamed"
     soft_labels: np.ndarray | None = None
     synthetic: bool = False
+    sources: np.ndarray | None = None
+    side: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         images = np.asarray(self.images)
@@ -83,6 +89,18 @@ class ImageSet:
                 raise ValueError("soft_labels: values must be finite and non-negative")
             self.soft_labels = soft
 
+        if self.sources is not None:
+            sources = np.asarray(self.sources)
+            if sources.shape != (n,):
+                raise ValueError(f"sources: expected shape ({n},), got {sources.shape}")
+            self.sources = sources.astype(str, copy=False)
+
+        if self.side is not None:
+            side = np.asarray(self.side, np.float32)
+            if side.ndim != 2 or side.shape[0] != n or not np.all(np.isfinite(side)):
+                raise ValueError(f"side: expected finite float32 [{n}, D], got shape {side.shape}")
+            self.side = side
+
         self.name = str(self.name)
         self.synthetic = bool(self.synthetic)
 
@@ -121,7 +139,14 @@ class ImageSet:
             name=self.name if name is None else name,
             soft_labels=None if self.soft_labels is None else self.soft_labels[idx],
             synthetic=self.synthetic,
+            sources=None if self.sources is None else self.sources[idx],
+            side=None if self.side is None else self.side[idx],
         )
+
+    def with_side(self, side) -> "ImageSet":
+        """The same images with ``side`` as their given vectors (arrays shared)."""
+        return ImageSet(self.images, self.labels, self.classes, self.subjects, self.name,
+                        self.soft_labels, self.synthetic, self.sources, side)
 
     def class_counts(self) -> np.ndarray:
         """int64 [K]: images per class (majority vote of ``soft_labels`` when unlabeled)."""

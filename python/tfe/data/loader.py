@@ -47,7 +47,8 @@ class BatchLoader:
         prefetch: batches prepared ahead by the background thread; 0 = no thread.
         targets: "auto" (soft_labels when present, else labels), "hard" (int64 [B]; the
             majority vote of soft labels if there are no hard ones), "soft" (float32 [B, K];
-            one-hot from hard labels if there are no soft ones) or "none" (y is None).
+            one-hot from hard labels if there are no soft ones), "none" (y is None), or an
+            array with one row per image (given to the training objective as it is).
 
     Each ``iter(loader)`` runs the current epoch and then advances it by one;
     ``set_epoch(e)`` makes the next iteration run epoch e.
@@ -69,7 +70,10 @@ class BatchLoader:
             raise ValueError("batch_size: must be at least 1")
         if prefetch < 0:
             raise ValueError("prefetch: must be >= 0")
-        if targets not in ("auto", "hard", "soft", "none"):
+        if isinstance(targets, np.ndarray):
+            if len(targets) != len(imageset):
+                raise ValueError(f"targets: {len(targets)} rows for {len(imageset)} images")
+        elif targets not in ("auto", "hard", "soft", "none"):
             raise ValueError(f"targets: expected auto/hard/soft/none, got {targets!r}")
         self.imageset = imageset
         self.batch_size = int(batch_size)
@@ -79,12 +83,15 @@ class BatchLoader:
         self.seed = int(seed)
         self.drop_last = bool(drop_last)
         self.prefetch = int(prefetch)
-        self._targets = self._resolve_targets(imageset, targets)
+        self._targets = self.resolve_targets(imageset, targets)
         self._epoch = 0
         self._active = weakref.WeakSet()
 
     @staticmethod
-    def _resolve_targets(s: ImageSet, targets: str):
+    def resolve_targets(s: ImageSet, targets):
+        """The per-image target rows the loader gives for a ``targets`` mode (or array)."""
+        if isinstance(targets, np.ndarray):
+            return targets
         if targets == "auto":
             if s.soft_labels is not None:
                 targets = "soft"

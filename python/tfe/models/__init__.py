@@ -2,12 +2,13 @@
 merged through the TFE head)."""
 
 from .deepid import DeepID
+from .given_identity import GivenIdentityTFE
 from .resnet import ResNet, resnet12, resnet18
 from .tfe import TFE
 
 ARCHITECTURES = {"deepid": DeepID, "resnet12": resnet12, "resnet18": resnet18}
 
-__all__ = ["ARCHITECTURES", "DeepID", "ResNet", "TFE", "build", "resnet12", "resnet18"]
+__all__ = ["ARCHITECTURES", "DeepID", "GivenIdentityTFE", "ResNet", "TFE", "build", "resnet12", "resnet18"]
 
 
 def build(arch: dict, input_size=48):

@@ -10,6 +10,7 @@ from .add import add_forward
 from .batchnorm import batchnorm_backward, batchnorm_forward_eval, batchnorm_forward_train
 from .concat import concat_backward, concat_forward
 from .conv2d import conv2d_backward, conv2d_forward
+from .cosine_loss import cosine_loss_backward, cosine_loss_forward
 from .cross_entropy import (cross_entropy_backward, cross_entropy_forward,
                             cross_entropy_soft_backward, cross_entropy_soft_forward)
 from .dropout import dropout_backward, dropout_forward, dropout_uniform
@@ -33,6 +34,7 @@ __all__ = [
     "linear_forward", "linear_backward",
     "dropout_uniform", "dropout_forward", "dropout_backward",
     "concat_forward", "concat_backward",
+    "cosine_loss_forward", "cosine_loss_backward",
     "cross_entropy_forward", "cross_entropy_backward",
     "cross_entropy_soft_forward", "cross_entropy_soft_backward",
     "sgd_step",
