@@ -5,7 +5,8 @@
 prints, per experiment, one Markdown row per model: test accuracy mean ± std over folds
 (or seeds), and the paired per-fold difference of the reference model (TFE-JL, or TFE over
 the teacher's descriptor when there is one) minus that model, with the folds where it is
-better / equal / worse. Rows given by several experiments (a variant run that reuses a
+better / equal / worse; then the per-class accuracies of every model and TFE-JL against
+each on the same test images (McNemar's exact test). Rows given by several experiments (a variant run that reuses a
 finished run's baseline) are taken from the first that has them.
 """
 
@@ -25,6 +26,8 @@ ROWS = [  # (key path in results.json, label)
     (("given_identity", "tfe_teacher"), "TFE over the teacher's descriptor (frozen)"),
     (("given_identity", "tfe_teacher_other_sequences"),
      "control: the person's descriptor from other sequences"),
+    (("transfer_svm", "deepid"), "transfer: DeepID feature + linear SVM"),
+    (("transfer_svm", "teacher"), "transfer: teacher's descriptor + linear SVM"),
 ]
 
 
@@ -64,14 +67,24 @@ def _deepid(doc):
     return f"TFE-JL, DeepID trained on {people} people" if people else "TFE-JL"
 
 
+def _label(doc, path, label):
+    """A row's label; the rows of DeepID say which DeepID it is."""
+    if path == ("tfe_jl",):
+        return _deepid(doc)
+    if path == ("transfer_svm", "deepid"):
+        return "transfer: " + _deepid(doc)[len("TFE-JL, "):] + " + linear SVM"
+    return label
+
+
 def table(docs, name=""):
     rows = {}
     for doc in docs:
         for path, label in ROWS:
             entry = _entry(doc, path)
-            label = _deepid(doc) if path == ("tfe_jl",) else label
-            if entry and label not in rows:
-                rows[label] = (entry["model"], entry["per_fold"])
+            label = _label(doc, path, label)
+            if entry and entry.get("per_fold") and label not in rows:
+                model = "linear SVM" if path[0] == "transfer_svm" else entry["model"]
+                rows[label] = (model, entry["per_fold"])
     teacher = ROWS[4][1]
     jl = [label for label in rows if label.startswith("TFE-JL")]
     ref_label = teacher if teacher in rows else jl[-1]
@@ -81,12 +94,45 @@ def table(docs, name=""):
     lines = [f"{name}: {proto['dataset']}, {len(reference)} {unit}; paired difference = "
              f"{ref_label} − row (better/equal/worse)", "",
              "| model | | test accuracy % | paired difference |", "|---|---|---:|---:|"]
-    order = [label for _, label in ROWS[:1]] + jl + [label for _, label in ROWS[2:]]
+    transfer = [label for label in rows if label.startswith("transfer: ")]
+    order = ([label for _, label in ROWS[:1]] + jl + [label for _, label in ROWS[2:6]] +
+             transfer)
     for label in order:
         if label in rows:
             model, per = rows[label]
             diff = "" if label == ref_label else paired(reference, per)
             lines.append(f"| {label} | {model} | {_fmt(per)} | {diff} |")
+    return "\n".join(lines)
+
+
+def per_class(docs, name=""):
+    """Per-class test accuracy (pooled over folds) of every model the runs compared, and
+    TFE-JL against each on the same images (McNemar's exact test)."""
+    models, paired_rows = {}, []
+    for doc in docs:
+        comp = doc.get("comparison")
+        if not comp:
+            continue
+        classes = comp["classes"]
+        for key, entry in comp["models"].items():
+            label = _deepid(doc) if key == "tfe_jl" else key
+            if key == "svm_deepid":
+                label = "svm_" + _deepid(doc)[len("TFE-JL, "):]
+            models.setdefault(label, entry)
+        for key, v in comp["tfe_jl_against"].items():
+            paired_rows.append(f"| {_deepid(doc)} | {key} | {v['only_tfe_jl_right']} | "
+                               f"{v['only_other_right']} | {v['mcnemar_p']:.2g} |")
+    if not models:
+        return f"{name}: no comparison in these results"
+    names = list(models)
+    lines = [f"{name}: per-class test accuracy % (pooled over folds)", "",
+             "| class | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
+    for c in classes:
+        cells = [models[n]["per_class_acc"][c] for n in names]
+        lines.append(f"| {c} | " + " | ".join("-" if v is None else f"{v:.1f}"
+                                              for v in cells) + " |")
+    lines += ["", "| TFE-JL | against | only TFE-JL right | only the other right | McNemar p |",
+              "|---|---|---:|---:|---:|", *paired_rows]
     return "\n".join(lines)
 
 
@@ -98,7 +144,10 @@ def main(argv):
     for folder in argv:
         with open(os.path.join(folder, "results.json")) as f:
             docs.append(json.load(f))
-    print(table(docs, ", ".join(os.path.basename(os.path.normpath(f)) for f in argv)))
+    name = ", ".join(os.path.basename(os.path.normpath(f)) for f in argv)
+    print(table(docs, name))
+    print()
+    print(per_class(docs, name))
     return 0
 
 

@@ -1,6 +1,6 @@
 """Shared test fixtures: seeded random inputs, the CUDA skip rule, the report header that
-names the CPU kernel level the run uses, and the C++ library (built once per session for the
-tests that call it)."""
+names the CPU kernel level the run uses, a finished tiny training run, and the C++ library
+(built once per session for the tests that call it)."""
 
 import os
 import shutil
@@ -25,6 +25,17 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "cuda" in item.keywords:
             item.add_marker(pytest.mark.skip(reason=reason))
+
+
+@pytest.fixture(scope="session")
+def run_dir(tmp_path_factory):
+    """A finished tiny tfe-train run (helpers.TINY), shared by the tests that read one."""
+    from helpers import TINY
+    from tfe import cli
+
+    out = tmp_path_factory.mktemp("run")
+    assert cli.train_main(TINY + ["--out", str(out)]) == 0
+    return out
 
 
 @pytest.fixture

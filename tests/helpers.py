@@ -15,6 +15,12 @@ import pytest
 from tfe import _native as native
 
 
+# tfe-train options of a tiny synthetic run (seconds): conftest's ``run_dir`` is one
+TINY = ["--people", "4", "2", "2", "6", "--per-person", "2", "4", "--epochs-identity", "1",
+        "--epochs-emotion", "2", "--epochs-joint", "1", "--batch-size", "16", "--no-progress",
+        "--seeds", "0"]
+
+
 def randn(rng, *shape, scale=1.0, shift=0.0):
     """float32 normal samples, N(shift, scale^2)."""
     return (rng.standard_normal(shape) * scale + shift).astype(np.float32)

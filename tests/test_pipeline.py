@@ -11,16 +11,7 @@ import tfe
 from tfe import checkpoint, cli
 from tfe.modelfile import LoadedModel
 
-TINY = ["--people", "4", "2", "2", "6", "--per-person", "2", "4", "--epochs-identity", "1",
-        "--epochs-emotion", "2", "--epochs-joint", "1", "--batch-size", "16", "--no-progress",
-        "--seeds", "0"]
-
-
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-    out = tmp_path_factory.mktemp("run")
-    assert cli.train_main(TINY + ["--out", str(out)]) == 0
-    return out
+from helpers import TINY  # the tiny run; the finished run itself is conftest's run_dir
 
 
 def test_results_follow_the_contract(run_dir):

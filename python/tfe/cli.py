@@ -15,6 +15,7 @@ from . import __version__
 from . import cli_inputs as checks
 from .checkpoint import remove_stale_temporaries
 from .errors import InputError, one_line_errors
+from .comparison import disagreements, write_predictions
 from .pipeline import Protocol, describe_split, fold_hash, results_document, run_split
 
 PAPER = {"ckplus": ("ResNet12", 97.56, 99.31), "ferplus": ("ResNet18", 83.09, 84.29)}
@@ -369,13 +370,18 @@ def _write_outputs(out, doc, per_split, classes):
             entry.update({k: v["history"] for k, v in r["controls"].items()})
         metrics.append(entry)
     atomic_write_json(os.path.join(out, "metrics.json"), metrics)
+    write_predictions(os.path.join(out, "predictions.npz"), per_split)
     try:
-        from .plots import plot_confusion, plot_curves
+        from .plots import plot_confusion, plot_contact_sheet, plot_curves
     except ImportError:  # matplotlib is optional for the numbers themselves
         return
     plot_curves(per_split[0], os.path.join(out, "curves.png"), synthetic=doc["synthetic"])
     plot_confusion(per_split, classes, os.path.join(out, "confusion.png"),
                    synthetic=doc["synthetic"])
+    fixed, broken = disagreements(per_split)
+    if fixed or broken:
+        plot_contact_sheet(fixed, broken, classes, os.path.join(out, "contact_sheet.png"),
+                           synthetic=doc["synthetic"])
 
 
 def format_table(doc) -> str:
@@ -412,6 +418,19 @@ def format_table(doc) -> str:
         lines.append(row("TFE, teacher descriptor", given["tfe_teacher"]))
     if given.get("tfe_teacher_other_sequences"):
         lines.append(row("control: other sequences", given["tfe_teacher_other_sequences"]))
+    transfer = doc.get("transfer_svm") or {}
+    for name, label in (("deepid", "transfer: DeepID + SVM"), ("teacher", "transfer: teacher + SVM")):
+        if transfer.get(name) and transfer[name]["test_acc"] is not None:
+            lines.append(row(label, {**transfer[name], "model": "linear SVM"}))
+    if transfer.get("skipped"):
+        lines.append(f"transfer baseline (identity feature + linear SVM) not run: "
+                     f"{transfer['skipped']}")
+    paired = (doc.get("comparison") or {}).get("tfe_jl_against") or {}
+    if paired:
+        lines.append("TFE-JL against each model on the same test images (only TFE-JL right / "
+                     "only the other right, McNemar p): " + "; ".join(
+                         f"{k} {v['only_tfe_jl_right']}/{v['only_other_right']}, "
+                         f"p {v['mcnemar_p']:.2g}" for k, v in paired.items()))
     if doc.get("validation_only"):
         v = doc["validation_only"]
         line = (f"no test split: validation (selection) accuracy baseline "

@@ -13,6 +13,8 @@
    identity information can help at best) and, where the data know each person's
    recordings (CK+ sequences), over the person's mean descriptor from *other* sequences
    (knowing who it is, without this image's expression cues).
+6. the paper's transfer baseline (its Table 5): the identity feature alone (DeepID's, and
+   the teacher's descriptor) into a linear SVM, C chosen on validation (transfer_svm.py).
 
 Every stage selects its epoch on the validation split and reports the test split once.
 """
@@ -31,10 +33,12 @@ from . import __version__, get_num_threads, models, optim
 from . import random as tfe_random
 from .data import Augmenter, ImageSet, Normalizer
 from .data.verification import generate_pairs, verification_accuracy
+from .comparison import comparison_document
 from .distill import DistillationObjective, DistilledDeepID, distillation_set
 from .errors import InputError
 from .modelfile import save_model
 from .teacher_features import teacher_descriptors
+from .transfer_svm import transfer_svm_runs
 from .train import batched_forward, train_stage
 
 
@@ -146,7 +150,8 @@ def train_identity(identity_set, protocol: Protocol, seed: int, out_dir: str, pr
     ``protocol.identity_teacher`` it is distilled from the teacher too, on the identity
     training images and on the ``distill_extra`` sets (faces without person labels, e.g.
     the expression training split: never validation or test images).
-    Returns a dict with the trained weights ("state"), its size and its summary."""
+    Returns a dict with the trained weights ("state"), its size, the normalizer it was
+    trained with and its summary."""
     os.makedirs(out_dir, exist_ok=True)
     p = protocol
     tfe_random.manual_seed(seed)
@@ -193,7 +198,7 @@ def train_identity(identity_set, protocol: Protocol, seed: int, out_dir: str, pr
         summary["distillation"] = {**distill, "teacher_cache": os.path.abspath(
             p.identity_teacher), "weight": p.distill_weight or 1.0}
     return {"state": deepid.state_dict(), "num_identities": identity_set.num_classes,
-            "summary": summary, "wall_s": res.wall_s}
+            "normalizer": id_norm, "summary": summary, "wall_s": res.wall_s}
 
 
 def run_split(splits, protocol: Protocol, seed: int, out_dir: str, progress=True, log=print,
@@ -234,6 +239,8 @@ def run_split(splits, protocol: Protocol, seed: int, out_dir: str, progress=True
                       **stage_args)
     out["baseline"] = _summary(p.emotion_model, res)
     out["wall_s"]["emotion"] = res.wall_s
+    # every model's test predictions, for the paired comparison (comparison.py)
+    predictions = {"baseline": res.test_predictions}
     emotion_state = resnet.state_dict()
 
     # 3. joint learning
@@ -255,8 +262,7 @@ def run_split(splits, protocol: Protocol, seed: int, out_dir: str, progress=True
     res = joint("joint", identity_state)
     out["tfe_jl"] = _summary("tfe" + p.emotion_model[len("resnet"):], res)
     out["wall_s"]["joint"] = res.wall_s
-    out["test_labels"] = None if test is None else test.labels
-    out["test_predictions"] = res.test_predictions
+    predictions["tfe_jl"] = res.test_predictions
 
     # 4. controls
     out["controls"] = None
@@ -271,8 +277,10 @@ def run_split(splits, protocol: Protocol, seed: int, out_dir: str, progress=True
                           train, val, test, norm, epochs=p.epochs_joint, augmenter=aug,
                           save_model=save, **stage_args)
         controls["baseline_more_epochs"] = _summary(p.emotion_model, res)
+        predictions["baseline_more_epochs"] = res.test_predictions
         res = joint("tfe_random_identity", None)
         controls["tfe_random_identity"] = _summary("tfe" + p.emotion_model[len("resnet"):], res)
+        predictions["tfe_random_identity"] = res.test_predictions
         out["controls"] = controls
         out["wall_s"]["controls"] = sum(c["wall_s"] for c in controls.values())
 
@@ -283,6 +291,19 @@ def run_split(splits, protocol: Protocol, seed: int, out_dir: str, progress=True
                                                     stage_args, log)
         out["wall_s"]["given_identity"] = sum(r["wall_s"] for r in
                                               out["given_identity"].values())
+        predictions.update({k: v.pop("test_predictions")
+                            for k, v in out["given_identity"].items()})
+
+    # 6. the paper's transfer baseline: the identity feature alone into a linear SVM
+    out["transfer_svm"] = transfer_svm_runs(splits, identity_state, num_identities,
+                                            identity["normalizer"], p, stage_args["log"])
+    for name, r in out["transfer_svm"].items():
+        if isinstance(r, dict):
+            predictions[f"svm_{name}"] = r.pop("test_predictions")
+
+    out["test_set"] = test
+    out["test_labels"] = None if test is None else test.labels
+    out["test_predictions"] = {k: v for k, v in predictions.items() if v is not None}
     return out
 
 
@@ -326,7 +347,8 @@ def given_identity_runs(splits, p: Protocol, seed, emotion_state, norm, aug, sta
                           augmenter=aug, save_model=lambda path, m: None, **stage_args)
         results[name] = {**_summary("tfe" + p.emotion_model[len("resnet"):] + "+teacher", res),
                          "identity_feature": GIVEN_IDENTITY[name],
-                         "images_without_descriptor": missing}
+                         "images_without_descriptor": missing,
+                         "test_predictions": res.test_predictions}
     return results
 
 
@@ -408,6 +430,8 @@ def results_document(per_split, protocol: Protocol, *, synthetic, classes, frame
                               "+teacher", "identity_feature": GIVEN_IDENTITY[key], **agg}
     return {
         "synthetic": synthetic,
+        "comparison": comparison_document(per_split, classes),
+        "transfer_svm": transfer_document(per_split),
         "protocol": {
             "dataset": protocol.dataset, "classes": list(classes), "frames": frames,
             "folds": len(per_split), "fold_kind": fold_kind, "fold_hash": fold_hash_value,
@@ -440,6 +464,22 @@ def results_document(per_split, protocol: Protocol, *, synthetic, classes, frame
                    "joint": stage_wall("joint"), "controls": stage_wall("controls"),
                    "given_identity": stage_wall("given_identity"), "total": wall_total},
     }
+
+
+def transfer_document(per_split):
+    """The transfer baseline over splits: per identity feature its test accuracy (mean,
+    std, per split) and the C chosen on each split's validation; or why it did not run."""
+    runs = [r.get("transfer_svm") or {} for r in per_split]
+    if any("skipped" in r for r in runs):
+        return {"skipped": next(r["skipped"] for r in runs if "skipped" in r)}
+    names = [n for n in runs[0] if all(n in r for r in runs)] if runs else []
+    if not names:
+        return None
+    no_test = {"test_acc": None, "test_acc_std": None, "per_fold": [None] * len(runs)}
+    return {n: {**(aggregate(per_split, ("transfer_svm", n)) or no_test),
+                "val_acc": [r[n]["val_acc"] for r in runs], "C": [r[n]["C"] for r in runs],
+                "classifier": "linear SVM (LinearSVC, standardised features, C chosen on "
+                "validation)"} for n in names}
 
 
 def _mean(values):
