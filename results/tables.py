@@ -105,6 +105,20 @@ def table(docs, name=""):
     return "\n".join(lines)
 
 
+SHORT = {"baseline": "baseline", "baseline_more_epochs": "baseline + epochs",
+         "tfe_random_identity": "untrained DeepID", "tfe_teacher": "TFE over teacher",
+         "tfe_teacher_other_sequences": "other sequences", "svm_teacher": "SVM: teacher"}
+
+
+def _short(doc, key):
+    """A model's column name in the per-class table."""
+    if key == "tfe_jl":
+        return _deepid(doc)
+    if key == "svm_deepid":
+        return "SVM: " + _deepid(doc)[len("TFE-JL, "):]
+    return SHORT.get(key, key)
+
+
 def per_class(docs, name=""):
     """Per-class test accuracy (pooled over folds) of every model the runs compared, and
     TFE-JL against each on the same images (McNemar's exact test)."""
@@ -115,13 +129,11 @@ def per_class(docs, name=""):
             continue
         classes = comp["classes"]
         for key, entry in comp["models"].items():
-            label = _deepid(doc) if key == "tfe_jl" else key
-            if key == "svm_deepid":
-                label = "svm_" + _deepid(doc)[len("TFE-JL, "):]
-            models.setdefault(label, entry)
+            models.setdefault(_short(doc, key), entry)
         for key, v in comp["tfe_jl_against"].items():
-            paired_rows.append(f"| {_deepid(doc)} | {key} | {v['only_tfe_jl_right']} | "
-                               f"{v['only_other_right']} | {v['mcnemar_p']:.2g} |")
+            paired_rows.append(f"| {_deepid(doc)} | {_short(doc, key)} | "
+                               f"{v['only_tfe_jl_right']} | {v['only_other_right']} | "
+                               f"{v['mcnemar_p']:.2g} |")
     if not models:
         return f"{name}: no comparison in these results"
     names = list(models)

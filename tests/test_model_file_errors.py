@@ -240,7 +240,7 @@ def test_both_readers_refuse_with_the_same_line(c_api, seeds, tmp_path, image, c
     assert c_message == message
 
     with pytest.raises(SystemExit) as exit_info:  # tfe-predict, in this process
-        cli.predict_main([str(path), str(image)])
+        cli.predict_main(["--model", str(path), str(image)])
     assert exit_info.value.code == f"tfe-predict: error: {message}"
     assert capsys.readouterr().out == ""
 
@@ -250,7 +250,7 @@ def test_tfe_predict_exits_with_one_line(seeds, tmp_path, image, case):
     make = next(c[1] for c in CASES if c[0] == case)
     path = _path_for(case, make, seeds, tmp_path)
     r = subprocess.run([sys.executable, "-c", "import sys; from tfe.cli import predict_main; "
-                        "sys.exit(predict_main())", str(path), str(image)],
+                        "sys.exit(predict_main())", "--model", str(path), str(image)],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode != 0 and r.stdout == ""
     lines = r.stderr.strip("\n").split("\n")
@@ -342,6 +342,6 @@ def test_weights_that_overflow_on_images_are_an_error_not_nan(c_api, tmp_path, c
     image = tmp_path / "white.pgm"
     image.write_bytes(b"P5\n48 48\n255\n" + white.tobytes())
     with pytest.raises(SystemExit) as exit_info:
-        cli.predict_main([str(path), str(image)])
+        cli.predict_main(["--model", str(path), str(image)])
     assert exit_info.value.code == f"tfe-predict: error: {info.value}"
     assert capsys.readouterr().out == ""

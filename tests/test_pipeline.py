@@ -97,7 +97,11 @@ def test_predict_prints_probabilities_per_image(run_dir, tmp_path, capsys):
         paths.append(str(p))
     assert cli.predict_main([str(run_dir / "seed0" / "joint.safetensors"), *paths, "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
-    assert len(rows) == 2 and abs(sum(v for k, v in rows[0].items() if k != "image") - 1) < 1e-5
+    assert [r["image"] for r in rows] == paths
+    for r in rows:  # images of at most 96 px a side are one face each, already cropped
+        (face,) = r["faces"]
+        assert abs(sum(face["emotions"].values()) - 1) < 1e-5
+        assert face["label"] == max(face["emotions"], key=face["emotions"].get)
 
 
 def test_predict_errors_name_the_file(run_dir, tmp_path):

@@ -457,38 +457,11 @@ def format_table(doc) -> str:
     return "\n".join(lines)
 
 
-# ---- tfe-predict ------------------------------------------------------------------------------
+# ---- tfe-predict: predict_cli.py ------------------------------------------------------------
 def predict_main(argv=None):
-    p = argparse.ArgumentParser(prog="tfe-predict",
-                                description="Class probabilities of face images (one row per "
-                                            "image, the paper's Table 1 form)")
-    p.add_argument("model", help="a .safetensors model file written by tfe-train")
-    p.add_argument("images", nargs="+", help="image files (PNG, JPEG, PGM, ...; any size)")
-    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    args = p.parse_args(argv)
-    with one_line_errors("tfe-predict"):
-        return _predict(args)
+    from .predict_cli import main as predict
 
-
-def _predict(args):
-    from .data.images import read_image
-    from .data.transforms import resize_gray
-    from .modelfile import LoadedModel
-
-    model = LoadedModel(args.model)  # ModelFileError names the file and the problem
-    size = model.input_size[0]
-    batch = [resize_gray(read_image(path), size) for path in args.images]
-    probs = model.probabilities(np.stack(batch))  # ModelFileError (an InputError) on overflow
-    if args.json:
-        print(json.dumps([{"image": path, **{c: float(v) for c, v in zip(model.classes, row)}}
-                          for path, row in zip(args.images, probs)], indent=2))
-        return 0
-    width = max(len(os.path.basename(s)) for s in args.images) + 2
-    print(f"{'image':{width}s}" + "".join(f"{c[:8]:>10s}" for c in model.classes) + "  prediction")
-    for path, row in zip(args.images, probs):
-        print(f"{os.path.basename(path):{width}s}" + "".join(f"{v:10.4f}" for v in row) +
-              f"  {model.classes[int(row.argmax())]}")
-    return 0
+    return predict(argv)
 
 
 def main():

@@ -93,7 +93,9 @@ def comparison_document(per_split, classes):
                             "mcnemar_p": p}
     return {"classes": list(classes), "models": models, "tfe_jl_against": paired,
             "note": "pooled over the test images of every split; McNemar's exact two-sided "
-                    "test on the images where exactly one of the two models is right"}
+                    "test on the images where exactly one of the two models is right, "
+                    "which assumes independent images: several frames of one recording "
+                    "(CK+ sequences) are not, so p is optimistic there"}
 
 
 def disagreements(per_split, first="baseline", second="tfe_jl"):

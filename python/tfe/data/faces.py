@@ -1,4 +1,4 @@
-"""Face detection and cropping with OpenCV's bundled Haar cascades (an optional dependency).
+"""Face detection and cropping with OpenCV's bundled Haar cascades.
 
 The network sees size x size grayscale faces; images straight from a camera (the official
 CK+ frames are 640x490 with the face in the middle of a studio background) must be cut down
@@ -19,10 +19,10 @@ to the face first, the same way at training and at prediction time. This module 
 ``describe(...)`` returns this recipe as one string; it belongs in a model's preprocessing
 record so that prediction reproduces it.
 
-OpenCV (``pip install "opencv-python-headless<5"``) is imported lazily, only when a face is
-detected: the rest of tfe works without it. ``opencv_available()`` says whether it can be
-used; ``crop_face`` raises ImportError with the install hint when it cannot. OpenCV 5 no
-longer bundles the Haar cascades, hence the version bound.
+OpenCV (``opencv-python-headless<5``, a dependency of tfe) is imported lazily, only when
+a face is detected: the rest of tfe works without it. ``opencv_available()`` says whether
+it can be used; ``crop_face`` raises ImportError with the install hint when it cannot.
+OpenCV 5 no longer bundles the Haar cascades, hence the version bound.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ import numpy as np
 
 from .transforms import resize_gray, to_gray
 
-__all__ = ["FaceCrop", "crop_face", "describe", "detect_faces", "opencv_available",
+__all__ = ["FaceCrop", "crop_box", "crop_face", "describe", "detect_faces", "opencv_available",
            "opencv_unavailable_reason"]
 
 FACE_CASCADE = "haarcascade_frontalface_default.xml"
@@ -121,11 +121,13 @@ def _gray_u8(image) -> np.ndarray:
     return np.clip(np.rint(to_gray(g)), 0, 255).astype(np.uint8)
 
 
-def detect_faces(image) -> list[tuple[int, int, int, int]]:
-    """All frontal faces (x, y, w, h) in an image, largest first."""
+def detect_faces(image, min_fraction: float = MIN_FACE_FRACTION
+                 ) -> list[tuple[int, int, int, int]]:
+    """All frontal faces (x, y, w, h) in an image, largest first; faces smaller than
+    ``min_fraction`` of the shorter image side (or 20 px) are not searched."""
     cv2, face_cascade, _ = _opencv()
     gray = _gray_u8(image)
-    side = max(int(min(gray.shape) * MIN_FACE_FRACTION), 20)
+    side = max(int(min(gray.shape) * min_fraction), 20)
     found = face_cascade.detectMultiScale(gray, scaleFactor=SCALE_FACTOR,
                                           minNeighbors=MIN_NEIGHBORS, minSize=(side, side))
     boxes = [tuple(int(v) for v in b) for b in np.asarray(found).reshape(-1, 4)]
@@ -166,6 +168,16 @@ def _cut(gray, cx, cy, side, size):
     rows = np.clip(np.arange(y0, y0 + side), 0, h - 1)
     cols = np.clip(np.arange(x0, x0 + side), 0, w - 1)
     return resize_gray(gray[np.ix_(rows, cols)], size)
+
+
+def crop_box(image, box, size: int = 48, margin: float = 0.0) -> np.ndarray:
+    """The face in ``box`` (x, y, w, h) as uint8 [size, size]: the square of the box's
+    larger side, enlarged by ``margin`` per side, centred on the box (edge pixels repeated
+    outside the image), without alignment."""
+    gray = _gray_u8(image)
+    x, y, w, h = box
+    side = max(int(round(max(w, h) * (1.0 + 2.0 * margin))), 1)
+    return _cut(gray, x + w / 2.0, y + h / 2.0, side, size)
 
 
 def crop_face(image, size: int = 48, align: bool = True, margin: float = 0.0,

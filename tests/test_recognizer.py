@@ -1,0 +1,165 @@
+"""Faces in photos (recognizer.py) and tfe-predict (predict_cli.py) with the packaged model.
+
+Pictures: synthetic faces pasted on a canvas, and a public-domain NASA portrait
+(tests/data/astronaut.jpg, see tests/data/README.md). Never an expression data set's face.
+"""
+
+import csv
+import io
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import tfe
+from tfe import cli
+from tfe.data.faces import opencv_unavailable_reason
+from tfe.errors import InputError
+from tfe.data.synthetic import SyntheticFaces
+from tfe.data.transforms import resize_gray
+
+ASTRONAUT = Path(__file__).parent / "data" / "astronaut.jpg"
+needs_opencv = pytest.mark.skipif(opencv_unavailable_reason() is not None,
+                                  reason=f"face detection: {opencv_unavailable_reason()}")
+
+
+def two_face_canvas():
+    """A 640x400 gray picture with two synthetic faces (150 px) and where they are."""
+    grid = SyntheticFaces(seed=0, size=96, jitter=0).expression_grid([0, 1])
+    canvas = np.full((400, 640), 128, np.uint8)
+    canvas[60:210, 40:190] = resize_gray(grid[0, 0], 150)
+    canvas[180:330, 400:550] = resize_gray(grid[1, 5], 150)
+    return canvas, [(40, 60, 150, 150), (400, 180, 150, 150)]
+
+
+def _overlap(a, b):
+    ax, ay, aw, ah = a
+    bx, by, bw, bh = b
+    w = max(0, min(ax + aw, bx + bw) - max(ax, bx))
+    h = max(0, min(ay + ah, by + bh) - max(ay, by))
+    return w * h / min(aw * ah, bw * bh)
+
+
+def test_the_packaged_model_ships_inside_the_package():
+    path = tfe.default_model_path()
+    assert Path(path).is_file()
+    assert Path(path).resolve().is_relative_to(Path(tfe.__file__).resolve().parent)
+    assert (Path(path).parent / "MODEL_CARD.md").is_file()
+    model = tfe.load_model()
+    assert model.classes == ["neutral", "happiness", "surprise", "sadness", "anger",
+                             "disgust", "fear", "contempt"]
+    assert tfe.load_model(path).classes == model.classes
+
+
+@needs_opencv
+def test_every_face_of_a_picture_gets_a_box_and_probabilities():
+    canvas, placed = two_face_canvas()
+    found = tfe.Recognizer().detect_emotions(canvas)
+    assert len(found) == 2
+    for face, where in zip(found, placed):  # largest first, then top to bottom
+        assert _overlap(face["box"], where) > 0.5, (face["box"], where)
+        assert set(face["emotions"]) == set(tfe.load_model().classes)
+        assert sum(face["emotions"].values()) == pytest.approx(1, abs=1e-5)
+
+
+@needs_opencv
+def test_paths_arrays_and_pil_images_give_the_same_faces(tmp_path):
+    canvas, _ = two_face_canvas()
+    rgb = np.repeat(canvas[..., None], 3, axis=2)
+    rgb[..., 0] = np.clip(rgb[..., 0].astype(int) + 20, 0, 255)  # not gray: order matters
+    r = tfe.Recognizer()
+    want = r.detect_emotions(rgb)
+    path = tmp_path / "two.png"
+    Image.fromarray(rgb).save(path)
+    for other in (r.detect_emotions(path), r.detect_emotions(str(path)),
+                  r.detect_emotions(Image.fromarray(rgb)),
+                  r.detect_emotions(rgb[..., ::-1].copy(), channels="bgr"),
+                  r.detect_emotions(np.dstack([rgb, np.full(canvas.shape, 255, np.uint8)]))):
+        assert [f["box"] for f in other] == [f["box"] for f in want]
+        for a, b in zip(other, want):
+            assert a["emotions"] == pytest.approx(b["emotions"], abs=1e-6)
+
+
+@needs_opencv
+def test_a_picture_without_a_face_gives_an_empty_list(tmp_path, capsys):
+    empty = np.random.default_rng(0).integers(100, 140, (300, 400), dtype=np.uint8)
+    assert tfe.Recognizer().detect_emotions(empty) == []
+    Image.fromarray(empty).save(tmp_path / "wall.png")
+    assert cli.predict_main([str(tmp_path / "wall.png"), "--json"]) == 0
+    out = capsys.readouterr()
+    assert json.loads(out.out) == [{"image": str(tmp_path / "wall.png"), "faces": []}]
+    assert out.err.strip() == f"tfe-predict: no face found in {tmp_path / 'wall.png'}"
+
+
+@needs_opencv
+def test_the_astronaut_smiles():
+    """The public-domain NASA portrait: one face, where it is, and the smile is seen."""
+    found = tfe.Recognizer().detect_emotions(ASTRONAUT)
+    assert len(found) == 1
+    x, y, w, h = found[0]["box"]
+    assert 95 < x + w / 2 < 130 and 40 < y + h / 2 < 75  # the face, in the 256 px copy
+    assert max(found[0]["emotions"], key=found[0]["emotions"].get) == "happiness"
+
+
+def test_a_small_image_is_one_face_already_cropped():
+    face = SyntheticFaces(seed=0, size=48).expression_grid([0])[0, 1]
+    found = tfe.Recognizer().detect_emotions(face)
+    assert [f["box"] for f in found] == [[0, 0, 48, 48]]
+    # --detect never: any image is one face
+    big = np.kron(face, np.ones((4, 4), np.uint8))
+    assert tfe.Recognizer(detect="never").detect_emotions(big)[0]["box"] == [0, 0, 192, 192]
+
+
+def test_bad_arguments_are_refused_in_one_line():
+    with pytest.raises(InputError, match="detect: expected"):
+        tfe.Recognizer(detect="sometimes")
+    with pytest.raises(InputError, match="channels: expected"):
+        tfe.Recognizer(detect="never").detect_emotions(np.zeros((8, 8, 3), np.uint8),
+                                                       channels="grb")
+    with pytest.raises(InputError, match="finite gray levels"):
+        tfe.Recognizer(detect="never").detect_emotions(np.full((8, 8), np.nan))
+    with pytest.raises(InputError, match="shape"):
+        tfe.Recognizer(detect="never").detect_emotions(np.zeros((2, 8, 8, 3), np.uint8))
+
+
+@needs_opencv
+def test_predict_writes_csv_json_and_annotations(tmp_path, capsys):
+    canvas, _ = two_face_canvas()
+    Image.fromarray(canvas).save(tmp_path / "two.png")
+    classes = tfe.load_model().classes
+    assert cli.predict_main([str(tmp_path / "two.png"), "--csv"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert len(rows) == 2 and list(rows[0]) == ["image", "face", "x", "y", "w", "h",
+                                                *classes, "label"]
+    assert sum(float(rows[0][c]) for c in classes) == pytest.approx(1, abs=1e-4)
+    assert cli.predict_main([str(tmp_path / "two.png"), "--json", "--annotate",
+                             str(tmp_path / "out.png")]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert len(doc[0]["faces"]) == 2
+    assert doc[0]["faces"][0]["label"] == rows[0]["label"]
+    drawn = np.asarray(Image.open(tmp_path / "out.png"))
+    assert drawn.shape == (400, 640, 3) and not np.array_equal(drawn[..., 0], canvas)
+    # several images: --annotate names a folder, one picture per image
+    Image.fromarray(canvas[:, ::-1]).save(tmp_path / "mirror.png")
+    assert cli.predict_main([str(tmp_path / "two.png"), str(tmp_path / "mirror.png"),
+                             "--annotate", str(tmp_path / "drawn")]) == 0
+    assert sorted(os.listdir(tmp_path / "drawn")) == ["mirror.png", "two.png"]
+
+
+def test_a_bad_image_is_named_and_the_batch_goes_on(tmp_path, capsys):
+    face = SyntheticFaces(seed=0, size=48).expression_grid([0])[0, 1]
+    Image.fromarray(face).save(tmp_path / "good.png")
+    (tmp_path / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    args = [str(tmp_path / "bad.png"), str(tmp_path / "good.png"), "--csv"]
+    assert cli.predict_main(args) == 1
+    out = capsys.readouterr()
+    assert [r["image"] for r in csv.DictReader(io.StringIO(out.out))] == [str(tmp_path / "good.png")]
+    err = out.err.splitlines()
+    assert len(err) == 2 and err[0].startswith("tfe-predict: error: ") and "bad.png" in err[0]
+    assert err[1] == "tfe-predict: 1 of 2 images failed"
+    with pytest.raises(SystemExit, match=r"bad\.png"):
+        cli.predict_main(args + ["--fail-fast"])
+    assert "good.png" not in capsys.readouterr().out
