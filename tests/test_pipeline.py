@@ -95,20 +95,24 @@ def test_predict_prints_probabilities_per_image(run_dir, tmp_path, capsys):
         Image.fromarray(np.random.default_rng(i).integers(0, 255, size[::-1] + (3,),
                                                            dtype=np.uint8)).save(p)
         paths.append(str(p))
-    assert cli.predict_main([str(run_dir / "seed0" / "joint.safetensors"), *paths, "--json"]) == 0
+    # --detect never: each image is one face crop (random pixels hold no face to detect)
+    assert cli.predict_main([str(run_dir / "seed0" / "joint.safetensors"), *paths, "--json",
+                             "--detect", "never"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert [r["image"] for r in rows] == paths
-    for r in rows:  # images of at most 96 px a side are one face each, already cropped
+    for r in rows:
         (face,) = r["faces"]
         assert abs(sum(face["emotions"].values()) - 1) < 1e-5
         assert face["label"] == max(face["emotions"], key=face["emotions"].get)
 
 
-def test_predict_errors_name_the_file(run_dir, tmp_path):
+def test_predict_errors_name_the_file(run_dir, tmp_path, capsys):
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"not an image")
+    assert cli.predict_main([str(run_dir / "seed0" / "joint.safetensors"), str(bad)]) == 1
+    assert capsys.readouterr().err.startswith(f"tfe-predict: error: {bad}: ")
     with pytest.raises(SystemExit, match=r"bad\.png"):
-        cli.predict_main([str(run_dir / "seed0" / "joint.safetensors"), str(bad)])
+        cli.predict_main([str(run_dir / "seed0" / "joint.safetensors"), str(bad), "--fail-fast"])
     with pytest.raises(SystemExit, match=r"nope\.safetensors"):
         cli.predict_main([str(tmp_path / "nope.safetensors"), str(bad)])
 
