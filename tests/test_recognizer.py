@@ -132,8 +132,9 @@ def test_predict_writes_csv_json_and_annotations(tmp_path, capsys):
     classes = tfe.load_model().classes
     assert cli.predict_main([str(tmp_path / "two.png"), "--csv"]) == 0
     rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
-    assert len(rows) == 2 and list(rows[0]) == ["image", "face", "x", "y", "w", "h",
-                                                *classes, "label"]
+    assert len(rows) == 2 and list(rows[0]) == ["image", "frame", "time_s", "face", "x", "y",
+                                                "w", "h", *classes, "label"]
+    assert rows[0]["frame"] == rows[0]["time_s"] == ""  # a still image
     assert sum(float(rows[0][c]) for c in classes) == pytest.approx(1, abs=1e-4)
     assert cli.predict_main([str(tmp_path / "two.png"), "--json", "--annotate",
                              str(tmp_path / "out.png")]) == 0
@@ -163,3 +164,79 @@ def test_a_bad_image_is_named_and_the_batch_goes_on(tmp_path, capsys):
     with pytest.raises(SystemExit, match=r"bad\.png"):
         cli.predict_main(args + ["--fail-fast"])
     assert "good.png" not in capsys.readouterr().out
+
+
+# ---- videos and folders -------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    """A SYNTHETIC face changing expression: 4 expressions x 6 frames at 10 frames/s."""
+    if opencv_unavailable_reason():
+        pytest.skip(f"videos: {opencv_unavailable_reason()}")
+    from tfe.data.synthetic_video import expression_frames, write_video
+
+    frames, _ = expression_frames(seconds_per_expression=0.6, fps=10)
+    path = tmp_path_factory.mktemp("video") / "face.avi"
+    write_video(path, frames, fps=10)
+    return path, len(frames)
+
+
+def test_a_video_gives_rows_per_frame_and_a_plot_over_time(clip, tmp_path, capsys):
+    path, n = clip
+    assert n == 24
+    assert cli.predict_main([str(path), "--every", "3", "--csv", "--plot",
+                             str(tmp_path / "curve.png")]) == 0
+    out = capsys.readouterr()
+    rows = list(csv.DictReader(io.StringIO(out.out)))
+    frames = sorted({int(r["frame"]) for r in rows})
+    assert set(frames) <= set(range(0, n, 3)) and len(frames) >= 6  # most frames: a face
+    for r in rows:
+        assert float(r["time_s"]) == pytest.approx(int(r["frame"]) / 10, abs=1e-3)
+    assert (tmp_path / "curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # JSON: one element per frame read, in order
+    assert cli.predict_main([str(path), "--every", "3", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert [d["frame"] for d in doc] == list(range(0, n, 3))
+
+
+def test_a_truncated_or_fake_video_is_named_and_the_rest_goes_on(clip, tmp_path, capsys):
+    path, _ = clip
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    fake = tmp_path / "fake.mp4"
+    fake.write_text("not a video\n")
+    face = SyntheticFaces(seed=0, size=48).expression_grid([0])[0, 1]
+    Image.fromarray(face).save(tmp_path / "face.png")
+    rc = cli.predict_main([str(cut), str(fake), str(tmp_path / "face.png"), "--csv"])
+    out = capsys.readouterr()
+    assert rc == 1
+    images = [r["image"] for r in csv.DictReader(io.StringIO(out.out))]
+    assert str(tmp_path / "face.png") in images
+    errors = [line for line in out.err.splitlines() if " error: " in line]
+    assert any("fake.mp4" in e and "cannot read video" in e for e in errors), out.err
+    assert any("cut.avi" in e for e in errors) or str(cut) in images, out.err
+    assert out.err.splitlines()[-1].startswith("tfe-predict: ")
+    assert "of 3 files failed" in out.err.splitlines()[-1]
+
+
+def test_folders_are_walked_and_batched_like_single_images(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    grid = SyntheticFaces(seed=1, size=48).expression_grid([0, 1, 2])
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    paths = []
+    for i, face in enumerate(grid.reshape(-1, 48, 48)[:20]):
+        p = tmp_path / ("a" if i % 2 else "a/b") / f"f{i:02d}.png"
+        Image.fromarray(face).save(p)
+        paths.append(p)
+    (tmp_path / "a" / ".DS_Store").write_bytes(rng.bytes(10))
+    (tmp_path / "a" / "notes.txt").write_text("not an image")
+    assert cli.predict_main([str(tmp_path / "a"), "--json"]) == 0
+    out = capsys.readouterr()
+    doc = json.loads(out.out)
+    assert sorted(d["image"] for d in doc) == sorted(map(str, paths))
+    assert "ignored 1 hidden/system entry" in out.err and "notes.txt" in out.err
+    r = tfe.Recognizer()
+    for d in doc:  # one engine call for all of them gives each image's own answer
+        (alone,) = r.detect_emotions(d["image"])
+        assert d["faces"][0]["emotions"] == pytest.approx(alone["emotions"], abs=1e-6)
