@@ -240,3 +240,28 @@ def test_folders_are_walked_and_batched_like_single_images(tmp_path, capsys):
     for d in doc:  # one engine call for all of them gives each image's own answer
         (alone,) = r.detect_emotions(d["image"])
         assert d["faces"][0]["emotions"] == pytest.approx(alone["emotions"], abs=1e-6)
+
+
+def test_the_c_library_finds_the_packaged_model(c_api):
+    import ctypes
+
+    lib = c_api.lib
+    lib.tfe_default_model_path.restype = ctypes.c_char_p
+    lib.tfe_model_load_default.argtypes = [ctypes.POINTER(ctypes.c_void_p)]
+    path = Path(lib.tfe_default_model_path().decode())
+    assert path.parts[-2:] == ("default_model", "ferplus-resnet18.safetensors")
+    if not path.exists():
+        assert Path(tfe.default_model_path()).resolve() != path.resolve()
+        pytest.skip("an editable install: libtfe is not installed beside the package, so "
+                    "there is no packaged model next to it (pip install . puts it there)")
+    assert path.resolve() == Path(tfe.default_model_path()).resolve()
+    handle = ctypes.c_void_p()
+    assert lib.tfe_model_load_default(ctypes.byref(handle)) == 0, c_api._message()
+    try:
+        face = SyntheticFaces(seed=0, size=48).expression_grid([0])[0, 5]
+        probs = np.zeros(8, np.float32)
+        assert lib.tfe_predict(handle, face.ctypes.data, 48, 48, 48, 0, probs.ctypes.data) == 0
+        want = tfe.load_model().probabilities(face[None])[0]
+        np.testing.assert_allclose(probs, want, atol=1e-5)
+    finally:
+        c_api.free(handle)

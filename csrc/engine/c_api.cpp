@@ -11,6 +11,12 @@
 #include <string>
 #include <vector>
 
+#ifdef _WIN32
+#include <windows.h>
+#else
+#include <dlfcn.h>
+#endif
+
 #include "cpu/kernels.h"
 #include "engine/graph.h"
 #include "engine/model_file.h"
@@ -158,6 +164,43 @@ tfe_status tfe_model_load(const char* path, tfe_model** out) {
     m->impl = tfe::engine::Model::load(file);
     *out = m.release();
   });
+}
+
+namespace {
+// The file this library was loaded from ("" when the system cannot say).
+std::string library_file() {
+#ifdef _WIN32
+  HMODULE module = nullptr;
+  char buf[MAX_PATH] = {0};
+  if (GetModuleHandleExA(GET_MODULE_HANDLE_EX_FLAG_FROM_ADDRESS |
+                             GET_MODULE_HANDLE_EX_FLAG_UNCHANGED_REFCOUNT,
+                         reinterpret_cast<LPCSTR>(&tfe_default_model_path), &module) &&
+      GetModuleFileNameA(module, buf, MAX_PATH) > 0)
+    return buf;
+  return "";
+#else
+  Dl_info info{};
+  if (dladdr(reinterpret_cast<void*>(&tfe_default_model_path), &info) && info.dli_fname)
+    return info.dli_fname;
+  return "";
+#endif
+}
+}  // namespace
+
+const char* tfe_default_model_path(void) {
+  // pip installs the library as tfe/lib/libtfe.so and the model as
+  // tfe/default_model/ferplus-resnet18.safetensors (pyproject.toml, CMakeLists.txt).
+  static const std::string path = [] {
+    std::string lib = library_file();
+    const auto slash = lib.find_last_of("/\\");
+    std::string dir = slash == std::string::npos ? std::string(".") : lib.substr(0, slash);
+    return dir + "/../default_model/ferplus-resnet18.safetensors";
+  }();
+  return path.c_str();
+}
+
+tfe_status tfe_model_load_default(tfe_model** out) {
+  return tfe_model_load(tfe_default_model_path(), out);
 }
 
 tfe_status tfe_model_load_memory(const void* data, size_t size, tfe_model** out) {

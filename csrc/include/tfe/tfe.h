@@ -129,6 +129,13 @@ TFE_API int tfe_get_num_threads(void);
 TFE_API tfe_status tfe_model_load(const char* path, tfe_model** out);
 /* The same from a file already in memory (copied; `data` may be freed afterwards). */
 TFE_API tfe_status tfe_model_load_memory(const void* data, size_t size, tfe_model** out);
+/* Path of the model that ships with tfe (FER+ expressions; its card is MODEL_CARD.md
+   beside it), found from where this library is installed: <lib dir>/../default_model/.
+   Constant, never NULL; the file is absent where the library was not installed by
+   `pip install .` (e.g. a build tree or an editable install). */
+TFE_API const char* tfe_default_model_path(void);
+/* tfe_model_load(tfe_default_model_path(), out). */
+TFE_API tfe_status tfe_model_load_default(tfe_model** out);
 /* Frees a model (NULL is allowed). */
 TFE_API void tfe_model_free(tfe_model* model);
 

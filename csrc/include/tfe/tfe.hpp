@@ -47,6 +47,8 @@ class Model {
  public:
   explicit Model(const std::string& path) { detail::check(tfe_model_load(path.c_str(), &m_)); }
   static Model load(const std::string& path) { return Model(path); }
+  // The model that ships with tfe (tfe_default_model_path()).
+  static Model load_default() { return Model(tfe_default_model_path()); }
   static Model from_memory(const void* data, size_t size) {
     Model m;
     detail::check(tfe_model_load_memory(data, size, &m.m_));
