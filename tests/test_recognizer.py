@@ -265,3 +265,73 @@ def test_the_c_library_finds_the_packaged_model(c_api):
         np.testing.assert_allclose(probs, want, atol=1e-5)
     finally:
         c_api.free(handle)
+
+
+# ---- resumable output and Dask ------------------------------------------------------------
+
+
+def _face_folder(root, n=40):
+    grid = SyntheticFaces(seed=2, size=48).expression_grid(range(5))
+    root.mkdir(parents=True, exist_ok=True)
+    for i, face in enumerate(grid.reshape(-1, 48, 48)[:n]):
+        Image.fromarray(face).save(root / f"f{i:02d}.png")
+    return sorted(str(p) for p in root.iterdir())
+
+
+def test_an_interrupted_out_file_resumes_without_redoing_finished_inputs(tmp_path, capsys,
+                                                                          monkeypatch):
+    files = _face_folder(tmp_path / "faces")
+    whole = tmp_path / "whole.csv"
+    assert cli.predict_main([str(tmp_path / "faces"), "--out", str(whole)]) == 0
+    # interrupted after 7 inputs, the 8th half written
+    from tfe import predict_files
+
+    real = predict_files.predict_files
+
+    def dies_after_7(*a, **k):
+        for i, r in enumerate(real(*a, **k)):
+            if i == 7:
+                raise KeyboardInterrupt
+            yield r
+    part = tmp_path / "part.csv"
+    monkeypatch.setattr(predict_files, "predict_files", dies_after_7)
+    with pytest.raises(KeyboardInterrupt):
+        cli.predict_main([str(tmp_path / "faces"), "--out", str(part)])
+    with open(part, "a") as f:
+        f.write("half a row of the 8th inp")
+    assert len((tmp_path / "part.csv.done").read_text().splitlines()) == 7
+    monkeypatch.setattr(predict_files, "predict_files", real)
+    seen = []
+    monkeypatch.setattr(predict_files, "predict_files",
+                        lambda rec, paths, *a, **k: (seen.extend(paths), real(rec, paths, *a, **k))[1])
+    capsys.readouterr()
+    assert cli.predict_main([str(tmp_path / "faces"), "--out", str(part)]) == 0
+    assert "resuming: 7 of 40 inputs already done" in capsys.readouterr().err
+    assert seen == files[7:]  # the finished inputs are not done again
+    assert part.read_text() == whole.read_text()
+    # an existing file without a ledger is not overwritten
+    (tmp_path / "other.csv").write_text("precious\n")
+    with pytest.raises(SystemExit, match="other.csv: exists, and there is no ledger"):
+        cli.predict_main([str(tmp_path / "faces"), "--out", str(tmp_path / "other.csv")])
+    assert (tmp_path / "other.csv").read_text() == "precious\n"
+    with pytest.raises(SystemExit, match=r"--out .*\.txt: expected a \.csv or \.jsonl"):
+        cli.predict_main([str(tmp_path / "faces"), "--out", str(tmp_path / "rows.txt")])
+
+
+@pytest.mark.slow
+def test_a_local_dask_cluster_gives_the_single_process_result(tmp_path, capsys):
+    pytest.importorskip("distributed", reason="the dask extra (dask[distributed])")
+    _face_folder(tmp_path / "faces")
+    (tmp_path / "faces" / "zz-bad.png").write_bytes(b"not an image")
+    one = tmp_path / "one.jsonl"
+    two = tmp_path / "two.jsonl"
+    assert cli.predict_main([str(tmp_path / "faces"), "--out", str(one)]) == 1
+    assert cli.predict_main([str(tmp_path / "faces"), "--out", str(two), "--workers", "2"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("zz-bad.png") == 2 and "1 of 41 images failed" in err
+    a = [json.loads(line) for line in one.read_text().splitlines()]
+    b = [json.loads(line) for line in two.read_text().splitlines()]
+    assert [r["image"] for r in a] == [r["image"] for r in b] and len(a) == 40
+    for x, y in zip(a, b):
+        assert x["faces"][0]["box"] == y["faces"][0]["box"]
+        assert x["faces"][0]["emotions"] == pytest.approx(y["faces"][0]["emotions"], abs=1e-6)

@@ -24,12 +24,14 @@ def is_video(path) -> bool:
 
 def expand(paths, log=print):
     """The files named by ``paths``: files as given, folders walked recursively in sorted
-    order (images and videos only). A missing path is kept, to fail on its own later."""
+    order (images and videos only). A missing path, or a folder without images or videos,
+    is kept as it is, to fail on its own later."""
     files, passed = [], Passed()
     for path in map(os.fspath, paths):
         if not os.path.isdir(path):
             files.append(path)
             continue
+        before = len(files)
         for root, dirs, names in os.walk(path):
             for d in list(dirs):
                 if is_hidden_or_system(d):
@@ -43,6 +45,8 @@ def expand(paths, log=print):
                     files.append(full)
                 else:
                     passed.other.append(full)
+        if len(files) == before:
+            files.append(path)  # to fail on its own: a folder without images or videos
     notice = passed.notice("tfe-predict")
     if notice:
         log(notice)
@@ -53,7 +57,7 @@ def frames(path, every: int = 1):
     """(frame index or None, time in s or None, uint8 image) of one input file: an image
     once; a video's frames 0, every, 2·every, ... Raises InputError naming the file."""
     if os.path.isdir(path):
-        raise InputError(f"{path}: is a folder, not an image")
+        raise InputError(f"{path}: a folder without images or videos in it")
     if not is_video(path):
         yield None, None, read_image(path)  # BadImage (an InputError) names the file
         return

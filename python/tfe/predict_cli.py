@@ -1,8 +1,8 @@
 """``tfe-predict``: the expressions of the faces in images and videos, with the packaged
 model or another model file.
 
-    tfe-predict INPUT... [--model FILE] [--json | --csv] [--annotate OUT] [--every N]
-                [--plot OUT]
+    tfe-predict INPUT... [--model FILE] [--json | --csv | --out FILE] [--annotate OUT]
+                [--every N] [--plot OUT] [--workers N | --scheduler ADDRESS]
 
 An INPUT is an image, a video (every ``--every``-th frame) or a folder of them (walked
 recursively). Every face gets its box, the class probabilities and the top label (the
@@ -10,26 +10,25 @@ paper's Table 1 form, one row per face and frame); faces are batched through the
 across images and frames. A bad file is reported in one line that names it and skipped;
 the rest of the batch goes on, the number of failures closes the run, and the exit status
 is then 1 (``--fail-fast`` stops at the first instead). An image without a face gives no
-row and a one-line notice. The older form ``tfe-predict MODEL.safetensors IMAGE...``
+row and a one-line notice. ``--out`` makes a run resumable (predict_output.py);
+``--workers`` / ``--scheduler`` spread the files over Dask (predict_dask.py). The older form ``tfe-predict MODEL.safetensors IMAGE...``
 still works.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import io
-import json
 import os
 import sys
 
 import numpy as np
 
 from . import cli_inputs as checks
-from .errors import InputError, one_line, one_line_errors
+from .errors import InputError, one_line_errors
+from .predict_output import top_label as _label
 
 PROG = "tfe-predict"
-BATCH = 128  # faces per engine call
 
 
 def _parser():
@@ -53,6 +52,14 @@ def _parser():
                    "images: OUT is the picture for one input image, a folder for several")
     p.add_argument("--plot", metavar="OUT", help="videos: the emotions of the largest face "
                    "over time as a PNG: OUT is the picture for one video, a folder for several")
+    p.add_argument("--out", metavar="FILE", help="write the rows to FILE (.csv or .jsonl) "
+                   "as inputs finish, with a ledger FILE.done: the same command after an "
+                   "interruption resumes after the last finished input")
+    p.add_argument("--workers", type=checks.at_least(1), metavar="N", help="spread the "
+                   "inputs over a local Dask cluster of N worker processes (dask.distributed)")
+    p.add_argument("--scheduler", metavar="ADDRESS", help="spread the inputs over an "
+                   "existing Dask cluster (e.g. tcp://host:8786); its workers need tfe and "
+                   "must see the input files and the model file at the same paths")
     p.add_argument("--fail-fast", action="store_true",
                    help="stop at the first bad file (default: report it and go on)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -73,52 +80,28 @@ def _say(message):
 
 
 def _run(args):
-    from .media import expand, frames, is_video
-    from .model_reader import ModelFileError
+    from .media import expand, is_video
+    from .predict_output import Output
     from .recognizer import Recognizer
 
     recognizer = Recognizer(args.model, detect=args.detect)  # a bad model file: one line
     classes = recognizer.model.classes
     inputs = expand(args.images, log=lambda m: print(m, file=sys.stderr))
-    stills = [p for p in inputs if not is_video(p)]
-    videos = [p for p in inputs if is_video(p)]
-    writer = _writer(args, classes)
-    batch = _FaceBatch(recognizer, writer)
+    stills = sum(not is_video(p) for p in inputs)
+    videos = len(inputs) - stills
+    output = Output(classes, args.out, "json" if args.json else "csv" if args.csv else "table")
+    todo = [p for p in inputs if p not in output.done]
+    if output.done:
+        _say(f"{args.out}: resuming: {len(inputs) - len(todo)} of {len(inputs)} inputs "
+             "already done")
     failed = 0
-    for path in _progress(inputs, args):
-        faceless = seen = 0
-        curve = []
-        try:
-            for frame, time_s, image in frames(path, args.every):
-                boxes, crops = recognizer.faces(image)
-                seen += 1
-                faceless += not boxes
-                done = None
-                if args.annotate and frame is None:
-                    target = _one_or_many(args.annotate, path, len(stills))
-                    done = lambda rec, image=image, target=target: _annotate(  # noqa: E731
-                        image, rec["faces"], target)
-                if args.plot and frame is not None:
-                    done = lambda rec, curve=curve: curve.append(rec)  # noqa: E731
-                batch.add({"image": path, "frame": frame, "time_s": time_s}, boxes, crops,
-                          done)
-        except ModelFileError:
-            raise  # the model is at fault (e.g. its weights overflow): no file will do
-        except InputError as e:
-            if args.fail_fast:
-                raise
-            _say(f"error: {one_line(e)}")
-            failed += 1
-        if seen == 1 and faceless and not is_video(path):
-            _say(f"no face found in {path}")
-        elif is_video(path) and faceless:
-            _say(f"{path}: no face found in {faceless} of {seen} frames read")
-        if args.plot and is_video(path) and seen:
-            target = _one_or_many(args.plot, path, len(videos))
-            batch.then(lambda curve=curve, target=target, path=path: _plot(
-                curve, classes, target, path))
-    batch.flush()
-    writer.close()
+    try:
+        for result in _results(args, recognizer, todo):
+            _report(result, args, classes, stills, videos)
+            output.write(result)
+            failed += result.error is not None
+    finally:
+        output.close()
     if failed:
         if len(inputs) > 1:
             _say(f"{failed} of {len(inputs)} {'files' if videos else 'images'} failed")
@@ -126,126 +109,58 @@ def _run(args):
     return 0
 
 
-class _FaceBatch:
-    """Faces of several images and frames through the engine in one call of up to BATCH
-    faces; records go to the writer in input order."""
+def _report(result, args, classes, stills, videos):
+    """The notices and pictures of one finished input."""
+    from .media import is_video
 
-    def __init__(self, recognizer, writer):
-        self.recognizer, self.writer = recognizer, writer
-        self.pending, self.count = [], 0
+    path = result.path
+    if result.error:
+        _say(f"error: {result.error}")
+    if result.seen == 1 and result.faceless and not is_video(path):
+        _say(f"no face found in {path}")
+    elif is_video(path) and result.faceless:
+        _say(f"{path}: no face found in {result.faceless} of {result.seen} frames read")
+    if args.annotate and not is_video(path) and result.records:
+        image = result.image
+        if image is None:  # computed elsewhere (a Dask worker): read it here again
+            from .data.images import read_image
 
-    def add(self, record, boxes, crops, done=None):
-        """One image or frame; ``done(record)`` runs once its faces are classified."""
-        self.pending.append((record, boxes, crops, done))
-        self.count += len(boxes)
-        if self.count >= BATCH:
-            self.flush()
-
-    def then(self, action):
-        """``action()`` once everything added so far is classified (e.g. a video's plot)."""
-        self.pending.append((None, [], [], lambda _: action()))
-
-    def flush(self):
-        if not self.pending:
-            return
-        crops = [c for _, _, c, _ in self.pending if len(c)]
-        probs = self.recognizer.model.probabilities(np.concatenate(crops)) if crops else None
-        at = 0
-        classes = self.recognizer.model.classes
-        for record, boxes, _, done in self.pending:
-            if record is None:
-                done(None)
-                continue
-            record["faces"] = [{"box": [int(v) for v in box],
-                                "emotions": {c: float(p) for c, p in zip(classes, row)}}
-                               for box, row in zip(boxes, probs[at:at + len(boxes)]
-                                                   if boxes else [])]
-            at += len(boxes)
-            self.writer.write(record)
-            if done is not None:
-                done(record)
-        self.pending, self.count = [], 0
+            image = read_image(path)
+        _annotate(image, result.records[0]["faces"], _one_or_many(args.annotate, path, stills))
+    if args.plot and is_video(path) and result.records:
+        _plot(result.records, classes, _one_or_many(args.plot, path, videos), path)
 
 
-def _label(face):
-    return max(face["emotions"], key=face["emotions"].get)
+def _results(args, recognizer, paths):
+    """FileResults of ``paths`` in input order: in this process, or on a Dask cluster."""
+    from .predict_files import predict_files
+
+    bar = _progress_bar(args, len(paths))
+    if args.scheduler or args.workers:
+        from .predict_dask import predict_on_cluster
+
+        results = predict_on_cluster(paths, os.path.abspath(recognizer.model.path),
+                                     args.detect, args.every,
+                                     scheduler=args.scheduler, workers=args.workers,
+                                     fail_fast=args.fail_fast)
+    else:
+        results = predict_files(recognizer, paths, args.every,
+                                keep_images=bool(args.annotate), fail_fast=args.fail_fast)
+    for r in results:
+        if bar is not None:
+            bar.update(1)
+        yield r
+    if bar is not None:
+        bar.close()
 
 
-def _writer(args, classes):
-    if args.json:
-        return _JsonWriter()
-    if args.csv:
-        return _CsvWriter(classes)
-    return _TableWriter(classes)
-
-
-class _JsonWriter:
-    """A JSON array, one element per image or frame, written as the results come."""
-
-    def __init__(self):
-        self.first = True
-
-    def write(self, record):
-        rec = {k: v for k, v in record.items() if v is not None or k not in ("frame", "time_s")}
-        rec["faces"] = [{**f, "label": _label(f)} for f in record["faces"]]
-        text = json.dumps(rec, indent=2)
-        sys.stdout.write(("[\n" if self.first else ",\n") + text)
-        self.first = False
-        sys.stdout.flush()
-
-    def close(self):
-        sys.stdout.write("[]\n" if self.first else "\n]\n")
-
-
-class _CsvWriter:
-    def __init__(self, classes):
-        self.classes, self.started = classes, False
-
-    def write(self, record):
-        buf = io.StringIO()
-        w = csv.writer(buf, lineterminator="\n")
-        if not self.started:
-            w.writerow(["image", "frame", "time_s", "face", "x", "y", "w", "h", *self.classes,
-                        "label"])
-            self.started = True
-        for i, face in enumerate(record["faces"]):
-            t = record["time_s"]
-            w.writerow([record["image"], "" if record["frame"] is None else record["frame"],
-                        "" if t is None else f"{t:.3f}", i, *face["box"],
-                        *(f"{face['emotions'][c]:.6f}" for c in self.classes), _label(face)])
-        sys.stdout.write(buf.getvalue())
-
-    def close(self):
-        pass
-
-
-class _TableWriter:
-    def __init__(self, classes):
-        self.classes, self.started = classes, False
-
-    def write(self, record):
-        name = os.path.basename(record["image"])
-        if record["frame"] is not None:
-            name += f"@{record['frame']}"
-        for i, face in enumerate(record["faces"]):
-            if not self.started:
-                print(f"{'image':24s}{'face':>5s}  {'box (x, y, w, h)':20s}" +
-                      "".join(f"{c[:8]:>10s}" for c in self.classes) + "  prediction")
-                self.started = True
-            print(f"{name:24s}{i:>5d}  {', '.join(map(str, face['box'])):20s}" +
-                  "".join(f"{face['emotions'][c]:10.4f}" for c in self.classes) +
-                  f"  {_label(face)}", flush=True)
-
-    def close(self):
-        pass
-
-
-def _progress(items, args):
-    if args.no_progress or len(items) < 2 or not sys.stderr.isatty():
-        return items
+def _progress_bar(args, total):
+    """A tqdm bar over the inputs, or None (not a terminal, --no-progress, one input)."""
+    if args.no_progress or total < 2 or not sys.stderr.isatty():
+        return None
     from tqdm import tqdm
 
-    return tqdm(items, desc=PROG, unit="file", leave=False, dynamic_ncols=True)
+    return tqdm(total=total, desc=PROG, unit="file", leave=False, dynamic_ncols=True)
 
 
 def _one_or_many(out, input_path, count):
