@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
 from dataclasses import fields
-
-import numpy as np
 
 from . import __version__
 from . import cli_inputs as checks

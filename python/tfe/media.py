@@ -64,18 +64,6 @@ def frames(path, every: int = 1):
     yield from _video_frames(path, every)
 
 
-def video_frame_count(path) -> int | None:
-    """The frame count a video's container states (None when unknown), for progress."""
-    import cv2
-
-    cap = cv2.VideoCapture(os.fspath(path))
-    try:
-        n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if cap.isOpened() else 0
-    finally:
-        cap.release()
-    return n if n > 0 else None
-
-
 def _video_frames(path, every):
     import cv2
 

@@ -101,9 +101,9 @@ def plot_contact_sheet(fixed, broken, classes, path, synthetic, per_side=24, see
     _save(fig, path)
 
 
-def plot_emotions_over_time(x, probs, classes, out, title, xlabel="time (s)"):
+def plot_emotions_over_time(x, probs, classes, path, title, xlabel="time (s)"):
     """Each class's probability for the largest face of every frame read (gaps where no
-    face was found), written as PNG to ``out`` (a binary file object)."""
+    face was found)."""
     fig, ax = plt.subplots(figsize=(9, 3.6))
     for k, c in enumerate(classes):
         ax.plot(x, probs[:, k], label=c, lw=1.4)
@@ -113,5 +113,4 @@ def plot_emotions_over_time(x, probs, classes, out, title, xlabel="time (s)"):
     ax.set_title(f"{title}: expressions of the largest face")
     ax.grid(alpha=0.3)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
-    fig.savefig(out, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
+    _save(fig, path)

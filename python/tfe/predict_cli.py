@@ -18,6 +18,7 @@ still works.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import os
 import sys
@@ -171,15 +172,13 @@ def _one_or_many(out, input_path, count):
     return os.path.join(out, os.path.splitext(os.path.basename(input_path))[0] + ".png")
 
 
-def _write_picture(out_path, save, what):
-    from .checkpoint import atomic_write_bytes
-
-    buf = io.BytesIO()
-    save(buf)
+@contextlib.contextmanager
+def _writing(option, out_path):
+    """An OSError while writing ``out_path`` becomes one line naming the option."""
     try:
-        atomic_write_bytes(out_path, [buf.getvalue()])
+        yield
     except OSError as e:
-        raise InputError(f"{what} {out_path}: cannot write it ({e.strerror or e})") from None
+        raise InputError(f"{option} {out_path}: cannot write it ({e.strerror or e})") from None
 
 
 def _annotate(image, found, out_path):
@@ -204,10 +203,13 @@ def _annotate(image, found, out_path):
         ty = y - lift if y >= lift else y + h
         draw.rectangle([x, ty, x + right - left + 2 * line, ty + lift], fill=(255, 210, 0))
         draw.text((x + line, ty + line - top + y), text, fill=(0, 0, 0), font=font)
+    from .checkpoint import atomic_write_bytes
+
+    buf = io.BytesIO()
     jpeg = out_path.lower().endswith((".jpg", ".jpeg"))
-    _write_picture(out_path, lambda buf: picture.save(
-        buf, format="JPEG" if jpeg else "PNG", **({"quality": 90} if jpeg else {})),
-        "--annotate")
+    picture.save(buf, format="JPEG" if jpeg else "PNG", **({"quality": 90} if jpeg else {}))
+    with _writing("--annotate", out_path):
+        atomic_write_bytes(out_path, [buf.getvalue()])
 
 
 def _plot(records, classes, out_path, video):
@@ -218,6 +220,6 @@ def _plot(records, classes, out_path, video):
     x = [r["time_s"] if timed else r["frame"] for r in records]
     probs = np.array([[r["faces"][0]["emotions"][c] for c in classes] if r["faces"]
                       else [np.nan] * len(classes) for r in records])
-    _write_picture(out_path, lambda buf: plot_emotions_over_time(
-        x, probs, classes, buf, os.path.basename(video), "time (s)" if timed else "frame"),
-        "--plot")
+    with _writing("--plot", out_path):
+        plot_emotions_over_time(x, probs, classes, out_path, os.path.basename(video),
+                                "time (s)" if timed else "frame")

@@ -73,15 +73,10 @@ def _classify(recognizer, pending):
     if not crops:
         return
     probs = recognizer.model.probabilities(np.concatenate(crops))
-    classes = recognizer.model.classes
     at = 0
     for record, boxes, _ in work:
-        record["faces"] = [{"box": [int(v) for v in box],
-                            "emotions": {c: float(p) for c, p in zip(classes, row)}}
-                           for box, row in zip(boxes, probs[at:at + len(boxes)])]
+        record["faces"] = recognizer.describe(boxes, probs[at:at + len(boxes)])
         at += len(boxes)
-    for _, items in pending:
-        items.clear()  # classified: not again
 
 
 _WORKER_RECOGNIZERS = {}

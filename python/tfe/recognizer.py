@@ -112,7 +112,10 @@ class Recognizer:
         boxes, crops = self.faces(image, channels)
         if not boxes:
             return []
-        probs = self.model.probabilities(crops)
+        return self.describe(boxes, self.model.probabilities(crops))
+
+    def describe(self, boxes, probs):
+        """The result form of faces: [{"box": [x, y, w, h], "emotions": {label: p}}]."""
         return [{"box": [int(v) for v in box],
                  "emotions": {c: float(p) for c, p in zip(self.model.classes, row)}}
                 for box, row in zip(boxes, probs)]
