@@ -122,7 +122,7 @@ def test_bad_arguments_are_one_line_errors(tmp_path, capsys):
         cli.train_main(TINY + ["--out", str(tmp_path), "--epochs-joint", "0"])
     assert "argument --epochs-joint: must be >= 1, got 0" in capsys.readouterr().err
     if not tfe.cuda.is_available():
-        with pytest.raises(SystemExit, match=r"--device cuda: CUDA is not available"):
+        with pytest.raises(SystemExit, match=r"--device cuda:0: CUDA is not available"):
             cli.train_main(TINY + ["--out", str(tmp_path), "--device", "cuda"])
     with pytest.raises(SystemExit):
         cli.train_main(TINY + ["--out", str(tmp_path), "--device", "gpu0"])

@@ -1,5 +1,7 @@
 """tfe.Tensor: zero-copy exchange with NumPy and DLPack, errors, threads, CUDA reporting."""
 
+import pickle
+
 import numpy as np
 import pytest
 
@@ -15,6 +17,23 @@ def test_numpy_round_trip_shares_memory(rng):
     assert np.shares_memory(a, back)
     a[0, 0, 0, 0] = 42.0  # a write through one is seen through the other
     assert back[0, 0, 0, 0] == 42.0
+
+
+def test_device_is_parsed_once_and_compares_with_its_name():
+    cuda1 = tfe.Device("cuda:1")
+    assert (cuda1.type, cuda1.index, cuda1.is_cuda, str(cuda1)) == ("cuda", 1, True, "cuda:1")
+    assert tfe.Device("cuda") == "cuda:0" == tfe.Device("cuda:0") != cuda1
+    assert tfe.Device(cuda1) == cuda1 and hash(tfe.Device("cuda:1")) == hash(cuda1)
+    assert tfe.Device("cpu") != "gpu" and tfe.Device("cpu") != 0  # not equal, no error
+    assert pickle.loads(pickle.dumps(cuda1)) == cuda1  # a Protocol field: asdict copies it
+    assert isinstance(tfe.zeros([2]).device, tfe.Device) and tfe.zeros([2]).device == "cpu"
+    assert tfe.zeros([2], device=tfe.Device("cpu")).device == "cpu"
+    for bad, match in (("gpu", "unknown device 'gpu'"), ("cuda:x", "unknown device"),
+                       (3, "expected a tfe.Device or 'cpu'.*got int")):
+        with pytest.raises(ValueError, match=match):
+            tfe.Device(bad)
+    with pytest.raises(ValueError, match=r"\[zeros\] device: expected a tfe.Device"):
+        tfe.zeros([2], device=None)
 
 
 def test_output_tensor_outlives_python_reference(rng):

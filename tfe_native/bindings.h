@@ -26,6 +26,8 @@ int64_t bounded_numel(const Shape& shape, int64_t limit);
 Tensor to_tensor(py::handle obj, const char* op, const char* name);
 Tensor from_dlpack(py::handle obj, const char* op);
 Device parse_device(const std::string& s, const char* op);
+// A tfe.Device or a device name ('cpu', 'cuda', 'cuda:N').
+Device device_arg(py::handle obj, const char* op);
 DType parse_dtype(const std::string& s, const char* op);
 
 // Validates the arguments of one op call: every tensor the call sees must be float32 (or

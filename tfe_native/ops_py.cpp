@@ -4,7 +4,8 @@
 // reference implementation in python/tfe/reference/ exactly, so tests compare them 1:1.
 //
 // Backward bindings return fresh parameter gradients, or accumulate into the arrays passed
-// as dw=/db=/dgamma=/dbeta= (how the autograd layer fills .grad without extra adds).
+// as dw=/db=/dgamma=/dbeta=. The autograd layer (python/tfe/function.py) takes the fresh
+// ones; the accumulating form is for callers that keep their own gradient buffers.
 #include <algorithm>
 #include <cmath>
 #include <limits>

@@ -218,6 +218,12 @@ Device parse_device(const std::string& s, const char* op) {
   fail(op, "unknown device '" + s + "' (expected 'cpu', 'cuda' or 'cuda:N')");
 }
 
+Device device_arg(py::handle obj, const char* op) {
+  if (py::isinstance<Device>(obj)) return obj.cast<Device>();
+  if (py::isinstance<py::str>(obj)) return parse_device(obj.cast<std::string>(), op);
+  fail(op, "device: expected a tfe.Device or 'cpu', 'cuda', 'cuda:N', got " + type_name(obj));
+}
+
 DType parse_dtype(const std::string& s, const char* op) {
   for (DType t : {DType::f32, DType::i64, DType::i32, DType::u8})
     if (s == dtype_name(t)) return t;
@@ -291,7 +297,36 @@ void Args::expect_shape(const Tensor& t, const char* name, const Shape& shape) c
 py::object wrap(const Tensor& t) { return py::cast(t); }
 
 // ---- the Python class --------------------------------------------------------------------------
+void bind_device(py::module_& m) {
+  py::class_<Device>(m, "Device", R"doc(
+Where a tensor lives: tfe.Device("cpu"), tfe.Device("cuda"), tfe.Device("cuda:1").
+
+Parsed once where a device name enters (a command line, a config) and passed down as it is;
+it compares equal to its name (Device("cuda") == "cuda:0").)doc")
+      .def(py::init([](py::handle name) { return device_arg(name, "Device"); }), py::arg("name"))
+      .def_property_readonly("type",
+                             [](const Device& d) { return d.is_cuda() ? "cuda" : "cpu"; })
+      .def_readonly("index", &Device::index, "CUDA device number (0 for the CPU)")
+      .def_property_readonly("is_cuda", &Device::is_cuda)
+      .def("__str__", &Device::str)
+      .def("__repr__", [](const Device& d) { return "tfe.Device('" + d.str() + "')"; })
+      .def("__eq__",
+           [](const Device& d, py::handle other) {
+             if (py::isinstance<Device>(other)) return d == other.cast<Device>();
+             if (!py::isinstance<py::str>(other)) return false;
+             try {
+               return d == parse_device(other.cast<std::string>(), "Device");
+             } catch (const py::value_error&) {
+               return false;  // not a device name: simply not equal
+             }
+           })
+      .def("__hash__", [](const Device& d) { return py::hash(py::str(d.str())); })
+      .def(py::pickle([](const Device& d) { return d.str(); },
+                      [](const std::string& name) { return parse_device(name, "Device"); }));
+}
+
 void bind_tensor(py::module_& m) {
+  bind_device(m);
   py::class_<Tensor>(m, "Tensor", py::buffer_protocol(), R"doc(
 A contiguous float32/int64/int32/uint8 array on the CPU or a CUDA device.
 
@@ -311,7 +346,7 @@ cupy.from_dlpack (any device). Create with tfe.as_tensor, tfe.from_dlpack, tfe.z
         return s;
       })
       .def_property_readonly("dtype", [](const Tensor& t) { return dtype_name(t.dtype()); })
-      .def_property_readonly("device", [](const Tensor& t) { return t.device().str(); })
+      .def_property_readonly("device", &Tensor::device)
       .def_property_readonly("ndim", &Tensor::dim)
       .def_property_readonly(
           "data_ptr", [](const Tensor& t) { return reinterpret_cast<uintptr_t>(t.raw()); },
@@ -340,8 +375,8 @@ cupy.from_dlpack (any device). Create with tfe.as_tensor, tfe.from_dlpack, tfe.z
            py::arg("dl_device") = py::none(), py::arg("copy") = py::none())
       .def("__dlpack_device__", &dlpack_device)
       .def("to",
-           [](const Tensor& t, const std::string& device) {
-             Device d = parse_device(device, "Tensor.to");
+           [](const Tensor& t, py::handle device) {
+             Device d = device_arg(device, "Tensor.to");
              if (d.is_cuda()) cuda::require_device(d.index, "Tensor.to");
              py::gil_scoped_release nogil;
              return t.to(d);
@@ -399,19 +434,19 @@ cupy.from_dlpack (any device). Create with tfe.as_tensor, tfe.from_dlpack, tfe.z
   m.def("from_dlpack", [](py::object obj) { return from_dlpack(obj, "from_dlpack"); },
         py::arg("obj"), "Import any DLPack producer (or capsule) without copying.");
   m.def("empty",
-        [](std::vector<int64_t> shape, const std::string& dtype, const std::string& device) {
+        [](std::vector<int64_t> shape, const std::string& dtype, py::handle device) {
           if (bounded_numel(shape, int64_t(1) << 40) < 0)
             fail("empty", "shape " + shape_str(shape) + " is negative or too large");
-          Device dev = parse_device(device, "empty");
+          Device dev = device_arg(device, "empty");
           if (dev.is_cuda()) cuda::require_device(dev.index, "empty");
           return Tensor::empty(shape, parse_dtype(dtype, "empty"), dev);
         },
         py::arg("shape"), py::arg("dtype") = "float32", py::arg("device") = "cpu");
   m.def("zeros",
-        [](std::vector<int64_t> shape, const std::string& dtype, const std::string& device) {
+        [](std::vector<int64_t> shape, const std::string& dtype, py::handle device) {
           if (bounded_numel(shape, int64_t(1) << 40) < 0)
             fail("zeros", "shape " + shape_str(shape) + " is negative or too large");
-          Device dev = parse_device(device, "zeros");
+          Device dev = device_arg(device, "zeros");
           if (dev.is_cuda()) cuda::require_device(dev.index, "zeros");
           return Tensor::zeros(shape, parse_dtype(dtype, "zeros"), dev);
         },

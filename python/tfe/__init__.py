@@ -10,6 +10,7 @@ packaged model (recognizer.py). ``tfe.as_tensor`` / ``tfe.from_dlpack`` / ``tfe.
 from . import _native
 from . import cuda
 from ._native import (
+    Device,
     as_tensor,
     empty,
     from_dlpack,
@@ -32,6 +33,7 @@ def __getattr__(name):
 
 
 __all__ = [
+    "Device",
     "Recognizer",
     "as_tensor",
     "cuda",

@@ -78,7 +78,7 @@ def _train_parser():
     p.add_argument("--per-person", type=checks.at_least(1), nargs=2,
                    metavar=("EXPRESSION", "IDENTITY"), default=None, help="synthetic: images per person and class in the "
                    "expression splits, and per person in the identity set (default 5 30)")
-    p.add_argument("--device", default="cpu", type=checks.device_name,
+    p.add_argument("--device", type=checks.device,
                    help="cpu, cuda or cuda:N: where every stage trains (default cpu)")
     p.add_argument("--no-cuda-graph", action="store_true",
                    help="cuda: launch every kernel of a step from Python instead of replaying "
@@ -92,21 +92,8 @@ def _train_parser():
     return p
 
 
-# The paper's settings for its data sets (section 4); the synthetic default is sized to
-# run in minutes on two CPU cores.
-DATASET_DEFAULTS = {
-    "synthetic": {},
-    "ckplus": dict(emotion_model="resnet12", epochs_identity=30, epochs_emotion=40,
-                   epochs_joint=20, batch_size=128, lr_identity=0.01, lr_emotion=0.16,
-                   lr_joint=0.01, lr_joint_identity=0.001, seeds=[0]),
-    "ferplus": dict(emotion_model="resnet18", epochs_identity=30, epochs_emotion=60,
-                    epochs_joint=20, batch_size=128, lr_identity=0.01, lr_emotion=0.1,
-                    lr_joint=0.001, lr_joint_identity=0.001, seeds=[0]),
-}
-
-
 def _protocol(args) -> Protocol:
-    p = Protocol(dataset=args.dataset, **DATASET_DEFAULTS[args.dataset])
+    p = Protocol.for_dataset(args.dataset)
     for f in fields(Protocol):
         v = getattr(args, f.name, None)
         if v is not None and f.name not in ("dataset", "seeds"):
@@ -140,20 +127,14 @@ def _synthetic_splits(seed, people, per_person):
 
 
 def _check_device(device):
-    import re
-
     from . import cuda
 
-    if device == "cpu":
+    if not device.is_cuda:
         return
-    m = re.fullmatch(r"cuda(?::(\d+))?", device)
-    if not m:
-        raise SystemExit(f"tfe-train: error: --device {device}: expected cpu, cuda or cuda:N")
     if not cuda.is_available():
         raise SystemExit(f"tfe-train: error: --device {device}: CUDA is not available "
                          f"({cuda.unavailable_reason()})")
-    index = int(m.group(1) or 0)
-    if index >= cuda.device_count():
+    if device.index >= cuda.device_count():
         raise SystemExit(f"tfe-train: error: --device {device}: only {cuda.device_count()} "
                          "CUDA device(s)")
 
@@ -168,7 +149,6 @@ def train_main(argv=None):
 
 def _train(args):
     remove_stale_temporaries(args.out)
-    _check_device(args.device)
     if args.threads is not None:
         if args.threads < 1:
             raise SystemExit("tfe-train: error: --threads must be >= 1")
@@ -176,6 +156,7 @@ def _train(args):
 
         set_num_threads(args.threads)
     protocol = _protocol(args)
+    _check_device(protocol.device)
     if args.dataset != "synthetic":
         return _real_main(args, protocol)
     if args.data_dir or args.identity_dir:

@@ -11,10 +11,9 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import re
 import tempfile
 
-__all__ = ["at_least", "check_output_folder", "check_train_args", "device_name",
+__all__ = ["at_least", "check_output_folder", "check_train_args", "device",
            "learning_rate", "seed", "threads"]
 
 MAX_SEED = 2**32 - 1  # seeds are mixed into 64-bit generator states; keep them 32-bit
@@ -65,11 +64,14 @@ def threads(text) -> int:
     return value
 
 
-def device_name(text) -> str:
-    """Syntax only; whether the device exists is checked after parsing."""
-    if not re.fullmatch(r"cpu|cuda(:\d+)?", text):
-        raise argparse.ArgumentTypeError(f"{text}: expected cpu, cuda or cuda:N")
-    return text
+def device(text):
+    """A tfe.Device (syntax only; whether the device exists is checked after parsing)."""
+    from . import _native
+
+    try:
+        return _native.Device(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text}: expected cpu, cuda or cuda:N") from None
 
 
 def check_output_folder(path) -> str | None:

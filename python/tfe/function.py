@@ -79,7 +79,7 @@ def _ones_like(array):
 
     ones = to_array(np.ones(tuple(array.shape), np.float32))
     device = device_of(array)
-    return ones if device == "cpu" or not hasattr(ones, "to") else ones.to(device)
+    return ones.to(device) if device.is_cuda and hasattr(ones, "to") else ones
 
 
 def _accumulate(current, grad):

@@ -30,7 +30,7 @@ def save_model(path, model, normalizer, classes, protocol=None):
     model.eval()
     with no_grad():
         x = Tensor(probe)
-        if model.device != "cpu":
+        if model.device.is_cuda:
             x = x.to(model.device)
         logits = np.array(host(model(x).data), copy=True)
     model.train(was_training)

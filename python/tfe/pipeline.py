@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from . import __version__, get_num_threads, models, optim
+from . import Device, __version__, get_num_threads, models, optim
 from . import random as tfe_random
 from .data import Augmenter, ImageSet, Normalizer
 from .data.verification import generate_pairs, verification_accuracy
@@ -44,7 +44,8 @@ from .train import batched_forward, train_stage
 
 @dataclass
 class Protocol:
-    """Hyper-parameters of one pipeline run (recorded in results.json)."""
+    """Hyper-parameters of one pipeline run (recorded in results.json). The defaults are
+    the synthetic default run's; ``Protocol.for_dataset`` gives the paper's for its data."""
 
     dataset: str
     emotion_model: str = "resnet12"
@@ -61,13 +62,33 @@ class Protocol:
     augment: bool = True
     controls: bool = True
     seeds: list = field(default_factory=lambda: [0, 1])
-    device: str = "cpu"
+    device: Device = field(default_factory=lambda: Device("cpu"))
     cuda_graph: bool = True
     # Optional settings (None: not used; left out of resume fingerprints, so that files
     # written before a setting existed still resume).
     identity_teacher: str | None = None  # teacher cache folder: DeepID is distilled from it
     distill_weight: float | None = None  # weight of the cosine loss (1 when None)
     init_emotion: str | None = None  # model file the emotion network starts from
+
+    def as_dict(self) -> dict:
+        """The settings as JSON values (the device by its name)."""
+        return {**asdict(self), "device": str(self.device)}
+
+    @classmethod
+    def for_dataset(cls, dataset: str) -> "Protocol":
+        """The settings of ``dataset``: the defaults above with DATASET_SETTINGS' changes."""
+        return cls(dataset=dataset, **DATASET_SETTINGS.get(dataset, {}))
+
+
+# The paper's settings for its data sets (section 4), where they differ from Protocol's
+# defaults (the synthetic default, sized to run in minutes on two CPU cores).
+DATASET_SETTINGS = {
+    "ckplus": dict(epochs_identity=30, epochs_emotion=40, epochs_joint=20, batch_size=128,
+                   lr_identity=0.01, lr_emotion=0.16, seeds=[0]),
+    "ferplus": dict(emotion_model="resnet18", epochs_identity=30, epochs_emotion=60,
+                    epochs_joint=20, batch_size=128, lr_identity=0.01, lr_joint=0.001,
+                    seeds=[0]),
+}
 
 
 def _sgd(groups, p: Protocol):
@@ -88,7 +109,7 @@ def split_identity_validation(identity_set, seed):
 
 def _stage_args(protocol, seed, out_dir, progress, resume, label, log, extra=None):
     # Epoch counts may grow and the device may change without invalidating a resume file.
-    settings = {k: v for k, v in asdict(protocol).items()
+    settings = {k: v for k, v in protocol.as_dict().items()
                 if not k.startswith("epochs_") and k not in ("device", "cuda_graph")
                 and v is not None}
     settings.update(seed=seed, **{k: v for k, v in (extra or {}).items() if v is not None})
@@ -227,7 +248,7 @@ def run_split(splits, protocol: Protocol, seed: int, out_dir: str, progress=True
 
     # 2. emotion baseline
     norm = Normalizer.fit(train.images)
-    save = lambda path, m: save_model(path, m, norm, classes, asdict(p))  # noqa: E731
+    save = lambda path, m: save_model(path, m, norm, classes, p.as_dict())  # noqa: E731
     tfe_random.manual_seed(seed + 1)
     resnet = models.ARCHITECTURES[p.emotion_model](num_classes=len(classes))
     if p.init_emotion:
@@ -447,7 +468,7 @@ def results_document(per_split, protocol: Protocol, *, synthetic, classes, frame
                 protocol.identity_teacher),
             "distill_weight": protocol.identity_teacher and (protocol.distill_weight or 1.0),
             "init_emotion": protocol.init_emotion and os.path.abspath(protocol.init_emotion),
-            "device": protocol.device, "cuda_graph": protocol.cuda_graph,
+            "device": str(protocol.device), "cuda_graph": protocol.cuda_graph,
             # CPU threads of this run; the results do not depend on it (fixed reductions).
             "threads": get_num_threads(),
             "tfe_version": __version__,

@@ -91,7 +91,7 @@ class TrainStep:
         self.model, self.optimizer = model, optimizer
         self.objective = objective or CrossEntropyObjective()
         self.device = model.device
-        self.use_graph = (use_graph and self.device.startswith("cuda")
+        self.use_graph = (use_graph and self.device.is_cuda
                           and self.objective.graphable)
         self.steps = 0
         self._graph_key, self._graph = None, None
@@ -111,7 +111,7 @@ class TrainStep:
 
     def _eager(self, x, y):
         arrays = [to_array(a) for a in [x, *self.objective.targets(y)]]
-        if self.device != "cpu":
+        if self.device.is_cuda:
             arrays = [a.to(self.device) for a in arrays]
         return self._step(arrays[0], arrays[1:])
 
@@ -132,9 +132,8 @@ class _Recorded:
         device = step.device
         self.x = _native.empty(list(x.shape), "float32", device)
         self.y = _native.empty(list(y.shape), str(y.dtype), device)
-        index = int(device.split(":")[1]) if ":" in device else 0
-        _native.cuda_synchronize(index)  # nothing of the eager steps may land inside
-        self.graph = cuda.graph(index)
+        _native.cuda_synchronize(device.index)  # nothing of the eager steps may land inside
+        self.graph = cuda.graph(device.index)
         with self.graph:
             self.loss, self.logits = step._step(self.x, [self.y])
 

@@ -22,14 +22,17 @@ def to_array(value):
 def host(array):
     """A NumPy array of a native tensor on any device (a view for CPU tensors, a copy for
     GPU ones), or of anything NumPy converts."""
-    if isinstance(array, _native.Tensor) and array.device != "cpu":
+    if isinstance(array, _native.Tensor) and array.device.is_cuda:
         array = array.cpu()
     return np.asarray(array)
 
 
-def device_of(array) -> str:
-    """'cpu', 'cuda:0', ... for a native tensor; 'cpu' for NumPy arrays."""
-    return array.device if isinstance(array, _native.Tensor) else "cpu"
+CPU = _native.Device("cpu")
+
+
+def device_of(array) -> _native.Device:
+    """The device of a native tensor; the CPU for NumPy arrays."""
+    return array.device if isinstance(array, _native.Tensor) else CPU
 
 
 class Tensor:

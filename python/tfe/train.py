@@ -49,7 +49,7 @@ def batched_forward(fn, images, normalizer, batch_size=256, side=None):
             inputs = [Tensor(normalizer.apply(images[i:i + batch_size]))]
             if side is not None:
                 inputs.append(Tensor(np.ascontiguousarray(side[i:i + batch_size], np.float32)))
-            if device != "cpu":
+            if device.is_cuda:
                 inputs = [t.to(device) for t in inputs]
             out.append(np.array(host(fn(*inputs).data), copy=True))
     model.train(was_training)
@@ -142,7 +142,7 @@ def train_stage(name, model, optimizer, scheduler, train_set, val_set, test_set,
         val_acc, val_loss, _ = evaluate(model, val_set, normalizer)
         row = {"epoch": epoch + 1, "train_loss": loss_sum / max(seen, 1),
                "train_acc": 100.0 * correct / max(labelled, 1), "val_loss": val_loss,
-               "val_acc": val_acc, "lr": optimizer.param_groups[-1]["lr"],
+               "val_acc": val_acc, **_learning_rates(optimizer),
                "images_per_s": seen / max(train_s, 1e-9)}
         history.append(row)
         if (val_acc, -val_loss) > (best["val_acc"], -best["val_loss"]):
@@ -152,7 +152,8 @@ def train_stage(name, model, optimizer, scheduler, train_set, val_set, test_set,
         resume_file.save(rpath, model, optimizer, epoch=epoch + 1, history=history, best=best,
                          best_state=best_state, fingerprint=fingerprint)
         if not progress:
-            log(f"[{name}] epoch {epoch + 1}/{epochs} loss {row['train_loss']:.3f} "
+            log(f"[{name}] epoch {epoch + 1}/{epochs} lr {row['lr']:.3g} "
+                f"loss {row['train_loss']:.3f} "
                 f"train {row['train_acc']:.1f}% val {val_acc:.1f}% "
                 f"({row['images_per_s']:.0f} img/s)")
 
@@ -173,3 +174,11 @@ def _progress(iterable, desc, enabled):
     from tqdm import tqdm
 
     return tqdm(iterable, desc=desc, leave=False, dynamic_ncols=True)
+
+
+def _learning_rates(optimizer) -> dict:
+    """The epoch's learning rate: the first parameter group's (the model being trained;
+    in the joint stage the merged network, not the DeepID branch), and every group's when
+    there are several."""
+    rates = [g["lr"] for g in optimizer.param_groups]
+    return {"lr": rates[0], **({"lr_groups": rates} if len(rates) > 1 else {})}

@@ -6,7 +6,7 @@ from collections import OrderedDict
 import numpy as np
 
 from .. import _native
-from ..tensor import Parameter, Tensor, device_of, host, to_array
+from ..tensor import CPU, Parameter, Tensor, device_of, host, to_array
 
 
 class Module:
@@ -73,9 +73,9 @@ class Module:
     # ---- device ----
     @property
     def device(self):
-        """Where the parameters live ('cpu', 'cuda:0', ...)."""
+        """Where the parameters live (a tfe.Device; the CPU for a model without any)."""
         params = self.parameters()
-        return params[0].device if params else "cpu"
+        return params[0].device if params else CPU
 
     def to(self, device):
         """Moves every parameter and buffer to ``device`` in place (the Parameter objects
