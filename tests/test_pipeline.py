@@ -30,6 +30,8 @@ def test_results_follow_the_contract(run_dir):
     assert doc["baseline"]["model"] == "resnet12" and doc["tfe_jl"]["model"] == "tfe12"
     assert set(doc["controls"]) == {"baseline_more_epochs", "tfe_random_identity"}
     assert doc["identity"]["verification_acc"] is None  # not measured: null, never a guess
+    assert doc["identity_verdict"]["splits"] == 1  # TFE-JL against both controls, per seed
+    assert doc["plateau"]["emotion"] == [None]  # 2 epochs: too few to call a plateau
     assert all(doc["wall_s"][k] > 0 for k in ("identity", "emotion", "joint"))
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert len(metrics[0]["emotion"]) == 2 and "val_acc" in metrics[0]["joint"][0]

@@ -14,6 +14,7 @@ from .checkpoint import remove_stale_temporaries
 from .errors import InputError, one_line_errors
 from .comparison import disagreements, write_predictions
 from .pipeline import Protocol, describe_split, fold_hash, results_document, run_split
+from .verdict import verdict_lines
 
 PAPER = {"ckplus": ("ResNet12", 97.56, 99.31), "ferplus": ("ResNet18", 83.09, 84.29)}
 
@@ -417,6 +418,7 @@ def format_table(doc) -> str:
             line += (f"; controls: baseline +epochs {v['baseline_more_epochs_val_acc']:.2f} %, "
                      f"random identity {v['tfe_random_identity_val_acc']:.2f} %")
         lines.append(line)
+    lines += verdict_lines(doc, "seed" if proto["fold_kind"] == "seed" else "fold")
     ident = doc["identity"]
     if ident.get("val_acc") is not None:
         line = f"identity net (DeepID) validation accuracy: {ident['val_acc']:.1f} %"

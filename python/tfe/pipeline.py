@@ -40,6 +40,7 @@ from .modelfile import save_model
 from .teacher_features import teacher_descriptors
 from .transfer_svm import transfer_svm_runs
 from .train import batched_forward, train_stage
+from .verdict import identity_verdict, stage_plateaus
 
 
 @dataclass
@@ -449,7 +450,7 @@ def results_document(per_split, protocol: Protocol, *, synthetic, classes, frame
             if agg is not None:
                 given[key] = {"model": "tfe" + protocol.emotion_model[len("resnet"):] +
                               "+teacher", "identity_feature": GIVEN_IDENTITY[key], **agg}
-    return {
+    doc = {
         "synthetic": synthetic,
         "comparison": comparison_document(per_split, classes),
         "transfer_svm": transfer_document(per_split),
@@ -485,6 +486,9 @@ def results_document(per_split, protocol: Protocol, *, synthetic, classes, frame
                    "joint": stage_wall("joint"), "controls": stage_wall("controls"),
                    "given_identity": stage_wall("given_identity"), "total": wall_total},
     }
+    doc["identity_verdict"] = identity_verdict(doc)
+    doc["plateau"] = stage_plateaus(per_split)
+    return doc
 
 
 def transfer_document(per_split):
