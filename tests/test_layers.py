@@ -10,7 +10,9 @@ import pytest
 from model_seeds import STATUS, build, tensors_of, write_seeds
 from tfe import layers, model_reader, modelfile, models
 from tfe.data.transforms import Normalizer
+from tfe.function import no_grad
 from tfe.model_reader import ModelFileError
+from tfe.tensor import Tensor
 
 NAMES = ["resnet12", "resnet18-2", "deepid", "tfe"]
 
@@ -77,8 +79,6 @@ def test_the_layer_network_computes_the_model_it_describes(seeds):
         model.load_state_dict(loaded.model.state_dict())
         model.eval()
         x = np.random.default_rng(4).standard_normal((2, 1, 48, 48)).astype(np.float32)
-        from tfe.function import no_grad
-        from tfe.tensor import Tensor
         with no_grad():
             want = np.asarray(model(Tensor(x)).data)
         np.testing.assert_array_equal(loaded.logits(x), want)

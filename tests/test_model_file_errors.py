@@ -363,6 +363,9 @@ def _cpp_constant(name):
     ("kMaxRank", "MAX_RANK"), ("kMaxNumel", "MAX_NUMEL"), ("kMaxInput", "MAX_INPUT"),
     ("kMaxClasses", "MAX_CLASSES"), ("kMaxStageBlocks", "MAX_STAGE_BLOCKS"),
     ("kSelftestTolerance", "SELFTEST_TOLERANCE"), ("kMinStd", "MIN_STD"), ("kMaxStd", "MAX_STD"),
+    ("kMaxLayers", "MAX_LAYERS"), ("kMaxChannels", "MAX_CHANNELS"), ("kMaxKernel", "MAX_KERNEL"),
+    ("kMaxStride", "MAX_STRIDE"), ("kMaxPadding", "MAX_PADDING"), ("kMaxFeatures", "MAX_FEATURES"),
+    ("kDefaultEps", "DEFAULT_EPS"),
     ("kMaxDepth", None), ("kMaxShown", None)])
 def test_limits_are_the_same_in_both_readers(cpp, python):
     from tfe import strict_json

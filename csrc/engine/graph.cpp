@@ -1,9 +1,9 @@
 // Eval-mode networks (see graph.h) and the model-level validation of a model file.
 //
-// Loading: the architecture JSON is checked field by field, every weight the Python
-// module's state_dict would hold is read with its exact expected shape (derived from the
-// architecture and the input size), and, as load_state_dict(strict=True) does, a missing or
-// an unexpected tensor is an error. Shapes are inferred once for the model's input size and
+// Loading: the layer list is walked in the order of the networks this library runs (Cursor),
+// each layer's hyper-parameters are checked, every tensor it names is read with its exact
+// expected shape (derived from the list and the input size), and, as
+// load_state_dict(strict=True) does, a missing or an unexpected tensor is an error. Shapes are inferred once for the model's input size and
 // every layer is folded, packed and given its buffers (Network::prepare), so forward() only
 // does arithmetic: no allocation (after a thread's first call), no packing, no shape logic.
 //

@@ -70,9 +70,13 @@ class ListWriter {
   int count_ = 0;
 };
 
-std::string str(const char* key, const std::string& v) { return std::string(",\"") + key + "\":\"" + v + "\""; }
-std::string num(const char* key, int64_t v) { return std::string(",\"") + key + "\":" + std::to_string(v); }
-std::string boolean(const char* key, bool v) { return std::string(",\"") + key + "\":" + (v ? "true" : "false"); }
+// ,"key":value
+std::string field(const char* key, const std::string& json) {
+  return std::string(",\"") + key + "\":" + json;
+}
+std::string str(const char* key, const std::string& v) { return field(key, "\"" + v + "\""); }
+std::string num(const char* key, int64_t v) { return field(key, std::to_string(v)); }
+std::string boolean(const char* key, bool v) { return field(key, v ? "true" : "false"); }
 std::string eps_field() {
   char buf[32];
   std::snprintf(buf, sizeof buf, ",\"eps\":%.17g", kDefaultEps);
@@ -242,7 +246,8 @@ std::string Layers::name(int i) const { return text(i, "name"); }
 
 std::string Layers::text(int i, const char* key) const {
   const Json* v = at(i).find(key);
-  if (!v || !v->is_string()) fail(i, TFE_ERR_FORMAT, std::string("\"") + key + "\" is not a string");
+  if (!v || !v->is_string())
+    fail(i, TFE_ERR_FORMAT, std::string("\"") + key + "\" is not a string");
   return v->str();
 }
 
@@ -256,7 +261,8 @@ int Layers::integer(int i, const char* key, int lo, int hi) const {
 
 bool Layers::flag(int i, const char* key) const {
   const Json* v = at(i).find(key);
-  if (!v || !v->is_bool()) fail(i, TFE_ERR_FORMAT, std::string("\"") + key + "\" is not true or false");
+  if (!v || !v->is_bool())
+    fail(i, TFE_ERR_FORMAT, std::string("\"") + key + "\" is not true or false");
   return v->boolean();
 }
 

@@ -52,14 +52,10 @@ class _Graph:
         self.nodes.append(self.h.make_node(kind, inputs, [out], **attrs))
         return out
 
-    def conv(self, x, layer, prefix=None, kernel=None, stride=None, padding=None, bias=False):
-        """A Conv from a conv2d layer, or from the given fields (a residual block's parts)."""
-        p = prefix or layer["name"]
-        k, s, pad = (kernel, stride, padding) if prefix else (
-            layer["kernel"], layer["stride"], layer["padding"])
-        bias = layer["bias"] if not prefix else bias
-        ins = [x, self.weight(p + ".weight")] + ([self.weight(p + ".bias")] if bias else [])
-        return self.op("Conv", ins, kernel_shape=[k, k], strides=[s, s], pads=[pad] * 4)
+    def conv(self, x, prefix, k, stride, pad, bias=False):
+        ins = [x, self.weight(prefix + ".weight")] + ([self.weight(prefix + ".bias")] if bias else [])
+        return self.op("Conv", ins, kernel_shape=[k, k], strides=[stride, stride],
+                       pads=[pad] * 4)
 
     def bn(self, x, prefix, eps):
         return self.op("BatchNormalization",
@@ -84,7 +80,8 @@ class _Graph:
     def layer(self, layer, ins):
         kind, x = layer["kind"], ins[0]
         if kind == "conv2d":
-            return self.conv(x, layer)
+            return self.conv(x, layer["name"], layer["kernel"], layer["stride"], layer["padding"],
+                             layer["bias"])
         if kind == "batchnorm":
             return self.bn(x, layer["name"], layer["eps"])
         if kind == "relu":
@@ -110,11 +107,11 @@ class _Graph:
 
     def residual_block(self, x, layer):
         q, s, eps = layer["name"] + ".", layer["stride"], layer["eps"]
-        t = self.op("Relu", [self.bn(self.conv(x, layer, q + "conv1", 3, s, 1), q + "bn1", eps)])
-        t = self.bn(self.conv(t, layer, q + "conv2", 3, 1, 1), q + "bn2", eps)
+        t = self.op("Relu", [self.bn(self.conv(x, q + "conv1", 3, s, 1), q + "bn1", eps)])
+        t = self.bn(self.conv(t, q + "conv2", 3, 1, 1), q + "bn2", eps)
         sc = x
         if layer["shortcut"] == "projection":
-            sc = self.bn(self.conv(x, layer, q + "proj", 1, s, 0), q + "proj_bn", eps)
+            sc = self.bn(self.conv(x, q + "proj", 1, s, 0), q + "proj_bn", eps)
         return self.op("Relu", [self.op("Add", [t, sc])])
 
     def tfe_head(self, ins, layer):

@@ -11,19 +11,22 @@ A layer is a JSON object: ``kind``, the index of the layer it reads (``input``; 
 network input; for ``concat`` and ``tfe_head``, ``inputs: [a, b]``), the prefix of its
 tensors (``name``, where it has tensors) and its hyper-parameters:
 
-| kind            | fields                                                      | tensors under name |
-|-----------------|-------------------------------------------------------------|--------------------|
-| conv2d          | in_channels, out_channels, kernel, stride, padding, bias    | weight [, bias]    |
-| batchnorm       | channels, eps (eval: running statistics)                    | weight, bias, running_mean, running_var |
-| relu            |                                                             |                    |
-| maxpool2d       | kernel, stride                                              |                    |
-| residual_block  | in_channels, out_channels, kernel, stride, padding, eps, shortcut: relu(bn2(conv2(relu(bn1(conv1(x))))) + s), s = x ("identity") or proj_bn(proj(x)) ("projection", 1x1, the block's stride) | conv1, bn1, conv2, bn2 [, proj, proj_bn] |
-| global_avg_pool | (a [N, C] feature)                                          |                    |
-| flatten         |                                                             |                    |
-| concat          | inputs (along features)                                     |                    |
-| linear          | in_features, out_features, bias                             | weight, bias       |
-| dropout         | p (the identity in eval mode)                               |                    |
-| tfe_head        | inputs [identity, emotion], identity_dim, emotion_dim, num_classes, eps: linear(batchnorm(concat)) | bn_weight, bn_bias, running_mean, running_var, weight, bias |
+- ``conv2d``: in_channels, out_channels, kernel, stride, padding, bias; tensors weight
+  [, bias];
+- ``batchnorm``: channels, eps (evaluation: the running statistics); tensors weight, bias,
+  running_mean, running_var;
+- ``relu``; ``flatten``; ``global_avg_pool`` (a [N, C] feature);
+- ``maxpool2d``: kernel, stride;
+- ``residual_block``: in_channels, out_channels, kernel, stride, padding, eps, shortcut:
+  relu(bn2(conv2(relu(bn1(conv1(x))))) + s) with s = x (``"identity"``) or proj_bn(proj(x))
+  (``"projection"``, a 1x1 convolution at the block's stride); tensors under conv1, bn1,
+  conv2, bn2 [, proj, proj_bn];
+- ``concat``: inputs, joined along the features;
+- ``linear``: in_features, out_features, bias; tensors weight, bias;
+- ``dropout``: p (the identity in evaluation mode);
+- ``tfe_head``: inputs [identity, emotion], identity_dim, emotion_dim, num_classes, eps:
+  linear(batchnorm(concat)); tensors bn_weight, bn_bias, running_mean, running_var, weight,
+  bias.
 
 The network's output is the last layer. Layers nothing reads (a TFE model's branch
 classifiers, kept for fine-tuning the branch again) are checked and loaded, never run.
