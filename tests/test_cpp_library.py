@@ -184,7 +184,10 @@ def _meta(key, value):
 
 
 def _arch_edit(fn):
+    """An edit of the architecture of the file without its layer list (as written before
+    lists were stored: the network then comes from the architecture)."""
     def edit(h):
+        h["__metadata__"].pop("layers")
         a = json.loads(h["__metadata__"]["architecture"])
         fn(a)
         h["__metadata__"]["architecture"] = json.dumps(a)
@@ -227,7 +230,7 @@ MALFORMED = [
     ("no-metadata", _edit(lambda h: h.pop("__metadata__")), "malformed model file",
      "not a tfe model file"),
     ("other-format", _meta("format", "pt-1"), "malformed model file", "not a tfe model file"),
-    ("newer-version", _meta("format", "tfe-2"), "unsupported model file version", "tfe-2"),
+    ("newer-version", _meta("format", "tfe-3"), "unsupported model file version", "tfe-3"),
     ("metadata-not-string", _meta("format", 1), "malformed model file", "is not a string"),
     ("no-architecture", _meta("architecture", None), "malformed model file",
      'missing metadata "architecture"'),
@@ -239,6 +242,8 @@ MALFORMED = [
      "malformed model file", "blocks"),
     ("architecture-wrong-blocks", _arch_edit(lambda a: a.update(blocks=[3, 3, 2])),
      "malformed model file", "tensor 'blocks.2.conv1.weight' has shape"),
+    ("layer-kind-unknown", _edit(lambda h: h["__metadata__"].update(layers=json.dumps(
+        [{"kind": "foo"}]))), "malformed model file", 'layers[0]: unknown kind "foo"'),
     ("labels-mismatch", _edit(lambda h: h["__metadata__"].update(preprocessing=json.dumps(
         {"input_size": [48, 48], "grayscale": True, "labels": ["a", "b"]}))),
      "malformed model file", "labels"),

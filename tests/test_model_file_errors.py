@@ -61,6 +61,32 @@ def edit_meta_json(key, fn):
     return edit_tensors(edit)
 
 
+def legacy(edit):
+    """``edit`` applied to the file as tfe wrote it before the layer list was stored (the
+    network then comes from the architecture JSON)."""
+    def without_layers(tensors, meta):
+        meta.pop("layers")
+        edit(tensors, meta)
+    return edit_tensors(without_layers)
+
+
+def edit_arch(fn):
+    """An edit of the architecture JSON of a file without a layer list."""
+    def edit(tensors, meta):
+        value = json.loads(meta["architecture"])
+        fn(value)
+        meta["architecture"] = json.dumps(value)
+    return legacy(edit)
+
+
+def edit_layers(fn):
+    def edit(tensors, meta):
+        value = json.loads(meta["layers"])
+        fn(value)
+        meta["layers"] = json.dumps(value)
+    return edit_tensors(edit)
+
+
 def raw_header(text):
     def make(data):
         return join(None, split(data)[1], raw=text)
@@ -128,8 +154,8 @@ CASES = [
      'no "format" in __metadata__'),
     ("wrong-format-tag", edit_tensors(lambda t, m: m.update(format="pt-1")), "TFE_ERR_FORMAT",
      'not a tfe model file (format "pt-1"'),
-    ("newer-format", edit_tensors(lambda t, m: m.update(format="tfe-2")), "TFE_ERR_VERSION",
-     '"tfe-2" is not supported'),
+    ("newer-format", edit_tensors(lambda t, m: m.update(format="tfe-3")), "TFE_ERR_VERSION",
+     '"tfe-3" is not supported'),
     ("metadata-not-string", edit_header(lambda h: h["__metadata__"].update(format=1)),
      "TFE_ERR_FORMAT", 'is not a string'),
     ("unknown-dtype", edit_header(lambda h: h["fc.bias"].update(dtype="F16")), "TFE_ERR_FORMAT",
@@ -173,27 +199,68 @@ CASES = [
     ("wrong-shape", edit_tensors(lambda t, m: t.update(
         {"fc.weight": t["fc.weight"].reshape(4, 128)})),
      "TFE_ERR_FORMAT", "tensor 'fc.weight' has shape [4, 128], expected [8, 64]"),
-    ("other-architecture", edit_meta_json("architecture", lambda a: a.update(
+    ("other-architecture", edit_arch(lambda a: a.update(
         name="resnet18", blocks=[3, 3, 2])), "TFE_ERR_FORMAT",
      "tensor 'blocks.2.conv1.weight' has shape [32, 16, 3, 3], expected [16, 16, 3, 3]"),
-    ("deepid-architecture", edit_tensors(lambda t, m: m.update(architecture=json.dumps(
+    ("deepid-architecture", legacy(lambda t, m: m.update(architecture=json.dumps(
         {"name": "deepid", "num_identities": 8}))), "TFE_ERR_FORMAT",
      "missing tensor 'conv1.weight'"),
-    ("unknown-architecture", edit_meta_json("architecture", lambda a: a.update(name="vgg16")),
+    ("unknown-architecture", edit_arch(lambda a: a.update(name="vgg16")),
      "TFE_ERR_UNSUPPORTED", 'unknown architecture "vgg16"'),
     ("architecture-not-json", edit_tensors(lambda t, m: m.update(architecture='{"name":')),
      "TFE_ERR_FORMAT", "metadata architecture: invalid JSON"),
     ("no-architecture", edit_tensors(lambda t, m: m.pop("architecture")), "TFE_ERR_FORMAT",
      'missing metadata "architecture"'),
-    ("huge-num-classes", edit_meta_json("architecture", lambda a: a.update(num_classes=10**12)),
+    ("huge-num-classes", edit_arch(lambda a: a.update(num_classes=10**12)),
      "TFE_ERR_FORMAT", '"num_classes" is not an integer in 1..1048576'),
-    ("num-classes-at-limit", edit_meta_json("architecture",
-                                            lambda a: a.update(num_classes=1 << 20)),
+    ("num-classes-at-limit", edit_arch(lambda a: a.update(num_classes=1 << 20)),
      "TFE_ERR_FORMAT", "tensor 'fc.weight' has shape [8, 64], expected [1048576, 64]"),
-    ("bad-blocks", edit_meta_json("architecture", lambda a: a.update(blocks=[1000])),
+    ("bad-blocks", edit_arch(lambda a: a.update(blocks=[1000])),
      "TFE_ERR_FORMAT", "a stage length is not an integer in 0..64"),
-    ("colour-input", edit_meta_json("architecture", lambda a: a.update(in_channels=3)),
+    ("colour-input", edit_arch(lambda a: a.update(in_channels=3)),
      "TFE_ERR_UNSUPPORTED", "architecture has 3 input channels"),
+    # the layer list (resnet12: 0 stem conv, 1 bn, 2 relu, 3-7 blocks, 8 pool, 9 fc)
+    ("layers-not-json", edit_tensors(lambda t, m: m.update(layers="[{")), "TFE_ERR_FORMAT",
+     "metadata layers: invalid JSON"),
+    ("layers-not-a-list", edit_tensors(lambda t, m: m.update(layers="{}")), "TFE_ERR_FORMAT",
+     "layers: not a list of 1 to 4096 layers"),
+    ("layers-empty", edit_tensors(lambda t, m: m.update(layers="[]")), "TFE_ERR_FORMAT",
+     "layers: not a list of 1 to 4096 layers"),
+    ("layer-not-an-object", edit_layers(lambda ls: ls.__setitem__(2, "relu")), "TFE_ERR_FORMAT",
+     "layers[2]: not a JSON object"),
+    ("layer-without-kind", edit_layers(lambda ls: ls[2].pop("kind")), "TFE_ERR_FORMAT",
+     'layers[2]: missing "kind"'),
+    ("unknown-layer-kind", edit_layers(lambda ls: ls[3].update(kind="foo")), "TFE_ERR_FORMAT",
+     'layers[3]: unknown kind "foo"'),
+    ("layer-input-later", edit_layers(lambda ls: ls[3].update(input=5)), "TFE_ERR_FORMAT",
+     'layers[3]: "input" is not an integer in -1..2'),
+    ("bad-eps", edit_layers(lambda ls: ls[1].update(eps=0)), "TFE_ERR_FORMAT",
+     'layers[1]: "eps" is not a number in (0, 1]'),
+    ("eps-not-a-number", edit_layers(lambda ls: ls[4].update(eps="1e-5")), "TFE_ERR_FORMAT",
+     'layers[4]: "eps" is not a number in (0, 1]'),
+    ("bad-stride", edit_layers(lambda ls: ls[0].update(stride=0)), "TFE_ERR_FORMAT",
+     'layers[0]: "stride" is not an integer in 1..16'),
+    ("bias-not-a-flag", edit_layers(lambda ls: ls[0].update(bias=0)), "TFE_ERR_FORMAT",
+     'layers[0]: "bias" is not true or false'),
+    ("layer-name-missing", edit_layers(lambda ls: ls[9].pop("name")), "TFE_ERR_FORMAT",
+     'layers[9]: "name" is not a string'),
+    ("channels-mismatch", edit_layers(lambda ls: ls[1].update(channels=32)), "TFE_ERR_FORMAT",
+     'layers[1]: "channels" is 32 where layers[0] has 16'),
+    ("colour-layer", edit_layers(lambda ls: ls[0].update(in_channels=3)), "TFE_ERR_FORMAT",
+     'layers[0]: "in_channels" is 3 where the input has 1'),
+    ("unrunnable-stem", edit_layers(lambda ls: ls[0].update(stride=2)), "TFE_ERR_UNSUPPORTED",
+     "layers[0]: this library runs ResNet stems of a 3x3 stride-1 padding-1 convolution "
+     "without bias here"),
+    ("rewired-layer", edit_layers(lambda ls: ls[5].update(input=3)), "TFE_ERR_UNSUPPORTED",
+     'layers[5]: expected a "residual_block" layer reading layers[4] (this library runs'),
+    ("layer-list-cut-short", edit_layers(lambda ls: ls.pop()), "TFE_ERR_UNSUPPORTED",
+     'layers: the list ends where a "linear" layer reading layers[8] is expected'),
+    ("layer-after-output", edit_layers(lambda ls: ls.append({"kind": "relu"})),
+     "TFE_ERR_UNSUPPORTED", "layers[10]: follows the network's output"),
+    ("renamed-layer", edit_layers(lambda ls: ls[9].update(name="head")), "TFE_ERR_FORMAT",
+     "missing tensor 'head.weight'"),
+    ("layers-missing-in-tfe-2", legacy(lambda t, m: m.update(format="tfe-2")), "TFE_ERR_FORMAT",
+     'missing metadata "layers"'),
     ("input-not-square", edit_meta_json("preprocessing", lambda p: p.update(input_size=[48, 40])),
      "TFE_ERR_UNSUPPORTED", "input size 48x40"),
     ("input-too-large", edit_meta_json("preprocessing", lambda p: p.update(input_size=[10**9] * 2)),
@@ -296,6 +363,9 @@ def _cpp_constant(name):
     ("kMaxRank", "MAX_RANK"), ("kMaxNumel", "MAX_NUMEL"), ("kMaxInput", "MAX_INPUT"),
     ("kMaxClasses", "MAX_CLASSES"), ("kMaxStageBlocks", "MAX_STAGE_BLOCKS"),
     ("kSelftestTolerance", "SELFTEST_TOLERANCE"), ("kMinStd", "MIN_STD"), ("kMaxStd", "MAX_STD"),
+    ("kMaxLayers", "MAX_LAYERS"), ("kMaxChannels", "MAX_CHANNELS"), ("kMaxKernel", "MAX_KERNEL"),
+    ("kMaxStride", "MAX_STRIDE"), ("kMaxPadding", "MAX_PADDING"), ("kMaxFeatures", "MAX_FEATURES"),
+    ("kDefaultEps", "DEFAULT_EPS"),
     ("kMaxDepth", None), ("kMaxShown", None)])
 def test_limits_are_the_same_in_both_readers(cpp, python):
     from tfe import strict_json

@@ -1,9 +1,9 @@
 // Eval-mode networks (see graph.h) and the model-level validation of a model file.
 //
-// Loading: the architecture JSON is checked field by field, every weight the Python
-// module's state_dict would hold is read with its exact expected shape (derived from the
-// architecture and the input size), and, as load_state_dict(strict=True) does, a missing or
-// an unexpected tensor is an error. Shapes are inferred once for the model's input size and
+// Loading: the layer list is walked in the order of the networks this library runs (Cursor),
+// each layer's hyper-parameters are checked, every tensor it names is read with its exact
+// expected shape (derived from the list and the input size), and, as
+// load_state_dict(strict=True) does, a missing or an unexpected tensor is an error. Shapes are inferred once for the model's input size and
 // every layer is folded, packed and given its buffers (Network::prepare), so forward() only
 // does arithmetic: no allocation (after a thread's first call), no packing, no shape logic.
 //
@@ -28,15 +28,14 @@
 
 #include "cpu/kernels.h"
 #include "cpu/winograd_internal.h"
+#include "engine/layers.h"
 #include "engine/preprocess.h"
 
 namespace tfe::engine {
 namespace {
 
-constexpr float kEps = 1e-5f;   // BatchNorm eps of every tfe layer (nn.BatchNorm*/TFEHead)
 constexpr int kMaxInput = 512;  // input side limit: bounds the workspace of one image
-constexpr int kMaxClasses = 1 << 20;  // num_classes / num_identities
-constexpr int kMaxStageBlocks = 64;   // blocks per ResNet stage
+constexpr int kMaxFeatures = 1 << 30;  // in_features of a linear layer (a flattened map)
 // Self-test tolerance, relative to max(1, max |stored logit|): 2^13 float32 ulps. The stored
 // logits come from the training forward (BN kept separate, direct convolutions, any CPU's
 // micro-kernel or the GPU); this library folds BN, runs Winograd and sums in another order,
@@ -75,46 +74,63 @@ class Reader {
   std::set<std::string> used_;
 };
 
-[[noreturn]] void bad_arch(const std::string& file, const std::string& why) {
-  fail(TFE_ERR_FORMAT, file + ": architecture: " + why);
+// ---- reading the layer list --------------------------------------------------------------
+// The library runs three shapes of layer list (those tfe.layers.describe writes for DeepID,
+// ResNet and TFE), with the widths, kernels, strides, eps and tensor names each list gives;
+// the Cursor walks a list in that expected order and refuses anything else in one line.
+constexpr const char* kRuns = " (this library runs DeepID, ResNet and TFE layer lists)";
+
+// Layer i's `key`, which must equal `have`, the width of `source` (its input).
+int input_width(const Layers& L, int i, const char* key, int64_t have, const std::string& source) {
+  const int v = L.integer(i, key, 1, kMaxFeatures);
+  if (v != have)
+    L.fail(i, TFE_ERR_FORMAT, std::string("\"") + key + "\" is " + std::to_string(v) +
+                                  " where " + source + " has " + std::to_string(have));
+  return v;
 }
 
-int int_field(const Json& obj, const char* key, int lo, int hi, const std::string& file,
-              const int* fallback = nullptr) {
-  const Json* v = obj.find(key);
-  if (!v) {
-    if (fallback) return *fallback;
-    bad_arch(file, std::string("missing \"") + key + "\"");
+void require(const Layers& L, int i, bool ok, const char* what) {
+  if (!ok) L.fail(i, TFE_ERR_UNSUPPORTED, std::string("this library runs ") + what + " here");
+}
+
+struct Cursor {
+  const Layers& L;
+  int pos = 0;
+
+  // The index of the next layer, which must be a `kind` reading `from` (and `from2`).
+  int next(const char* kind, int from, int from2 = -2) {
+    std::string want = std::string("a \"") + kind + "\" layer reading " + layer_ref(from);
+    if (from2 != -2) want += " and " + layer_ref(from2);
+    if (pos >= L.size())
+      fail(TFE_ERR_UNSUPPORTED, L.file() + ": layers: the list ends where " + want +
+                                    " is expected" + kRuns);
+    const std::vector<int>& in = L.inputs(pos);
+    const bool same = L.kind(pos) == kind && in[0] == from &&
+                      (from2 == -2 ? in.size() == 1 : in.size() == 2 && in[1] == from2);
+    if (!same) L.fail(pos, TFE_ERR_UNSUPPORTED, "expected " + want + kRuns);
+    return pos++;
   }
-  if (!v->is_integer() || v->integer() < lo || v->integer() > hi)
-    bad_arch(file, std::string("\"") + key + "\" is not an integer in " + std::to_string(lo) +
-                       ".." + std::to_string(hi));
-  return static_cast<int>(v->integer());
-}
-
-std::string name_field(const Json& arch, const std::string& file) {
-  if (!arch.is_object()) bad_arch(file, "not a JSON object");
-  const Json* n = arch.find("name");
-  if (!n || !n->is_string()) bad_arch(file, "missing \"name\"");
-  return n->str();
-}
-
-void check_gray_input(const Json& arch, const std::string& file) {
-  const int one = 1;
-  const int c = int_field(arch, "in_channels", 1, 1 << 16, file, &one);
-  if (c != 1)
-    fail(TFE_ERR_UNSUPPORTED, file + ": architecture has " + std::to_string(c) +
-                                  " input channels; this library runs grayscale (1) models");
-}
+  bool at(const char* kind) const { return pos < L.size() && L.kind(pos) == kind; }
+};
 
 // ---- layers ----------------------------------------------------------------------------
 struct Conv {
   int C = 0, K = 0, k = 0, stride = 1, pad = 0;
   Floats w, b;  // b empty: no bias
-  void load(Reader& r, const std::string& p, int c, int kk, int ks, int s, int pd, bool bias) {
+  void read(Reader& r, const std::string& p, int c, int kk, int ks, int s, int pd, bool bias) {
     C = c, K = kk, k = ks, stride = s, pad = pd;
     w = r.get(p + ".weight", {K, C, k, k});
     if (bias) b = r.get(p + ".bias", {K});
+  }
+  // A "conv2d" layer reading a map of c_in channels.
+  void load(Reader& r, const Layers& L, int i, int c_in) {
+    const int c = input_width(L, i, "in_channels", c_in, layer_ref(L.input(i)));
+    const int kk = L.integer(i, "out_channels", 1, kMaxChannels);
+    const int ks = L.integer(i, "kernel", 1, kMaxKernel);
+    const int s = L.integer(i, "stride", 1, kMaxStride);
+    const int pd = L.integer(i, "padding", 0, kMaxPadding);
+    const bool bias = L.flag(i, "bias");
+    read(r, L.name(i), c, kk, ks, s, pd, bias);
   }
   int out(int h) const { return (h + 2 * pad - k) / stride + 1; }
   bool fits(int h) const { return h + 2 * pad >= k; }
@@ -122,21 +138,32 @@ struct Conv {
 
 struct BN {
   int C = 0;
+  float eps = 0.0f;
   Floats g, b, m, v;
-  void load(Reader& r, const std::string& p, int c) {
-    C = c;
+  void read(Reader& r, const std::string& p, int c, float e) {
+    C = c, eps = e;
     g = r.get(p + ".weight", {C});
     b = r.get(p + ".bias", {C});
     m = r.get(p + ".running_mean", {C});
     v = r.get(p + ".running_var", {C});
+  }
+  // A "batchnorm" layer over c channels.
+  void load(Reader& r, const Layers& L, int i, int c) {
+    input_width(L, i, "channels", c, layer_ref(L.input(i)));
+    const float e = L.eps(i);
+    read(r, L.name(i), c, e);
   }
 };
 
 struct Linear {
   int I = 0, O = 0;
   Floats w, b;
-  void load(Reader& r, const std::string& p, int i, int o) {
-    I = i, O = o;
+  // A "linear" layer over `in` features.
+  void load(Reader& r, const Layers& L, int i, int64_t in) {
+    I = input_width(L, i, "in_features", in, layer_ref(L.input(i)));
+    O = L.integer(i, "out_features", 1, kMaxClasses);
+    require(L, i, L.flag(i, "bias"), "linear layers with a bias");
+    const std::string p = L.name(i);
     w = r.get(p + ".weight", {O, I});
     b = r.get(p + ".bias", {O});
   }
@@ -230,7 +257,7 @@ void fold(const Conv& c, const BN* bn, Floats* w, Floats* b) {
   for (int o = 0; o < c.K; ++o) {
     double s = 1.0, shift = c.b.empty() ? 0.0 : c.b[o];
     if (bn) {
-      s = bn->g[o] / std::sqrt(static_cast<double>(bn->v[o]) + kEps);
+      s = bn->g[o] / std::sqrt(static_cast<double>(bn->v[o]) + bn->eps);
       shift = (shift - bn->m[o]) * s + bn->b[o];
     }
     for (int64_t t = 0; t < per; ++t)
@@ -431,9 +458,9 @@ struct Dense {
 
 // ---- DeepID --------------------------------------------------------------------------------
 struct DeepID {
-  static constexpr int kFeature = 160;
   Conv conv[4];
   Linear fc, classifier;
+  int feature = 0;      // the width of fc: the identity feature
   int h[5] = {};        // input side, then after conv1+pool, conv2+pool, conv3+pool, conv4
   int co[4] = {};       // conv output sides
   int64_t concat = 0;   // pool3 ++ conv4 features per image
@@ -442,31 +469,47 @@ struct DeepID {
   int conv_out[4] = {}, pool_out[3] = {};  // dense buffers
   Dense fcd, cls;
 
-  void load(Reader& r, const Json& arch, const std::string& p, int size) {
-    const std::string& file = r.file().name();
-    check_gray_input(arch, file);
-    const int ids = int_field(arch, "num_identities", 1, kMaxClasses, file);
-    const Json* dropout = arch.find("dropout");  // unused in eval mode, but must make sense
-    if (dropout && !(dropout->is_number() && dropout->number() >= 0 && dropout->number() < 1))
-      bad_arch(file, "\"dropout\" is not a number in [0, 1)");
-    const int widths[5] = {1, 20, 40, 60, 80}, ks[4] = {4, 3, 3, 2};
-    for (int i = 0; i < 4; ++i)
-      conv[i].load(r, p + "conv" + std::to_string(i + 1), widths[i], widths[i + 1], ks[i], 1, 0,
-                   true);
+  // (conv2d, relu, maxpool2d) x 3, conv2d, relu, flatten(pool3), flatten(conv4), concat,
+  // linear, relu (the feature), dropout (the identity in eval mode), linear: the layers from
+  // the cursor on, reading `from`. Returns the index of the feature's relu.
+  int load(Reader& r, Cursor& cur, int from, int size) {
+    const Layers& L = cur.L;
+    int x = from, pool3 = -1, relu4 = -1;
     h[0] = size;
     for (int i = 0; i < 4; ++i) {
+      const int at = cur.next("conv2d", x);
+      conv[i].load(r, L, at, i == 0 ? 1 : conv[i - 1].K);
+      require(L, at, conv[i].stride == 1 && conv[i].pad == 0 && !conv[i].b.empty(),
+              "DeepID convolutions of stride 1 without padding, with a bias,");
       if (!conv[i].fits(h[i]))
-        fail(TFE_ERR_UNSUPPORTED, file + ": input size " + std::to_string(size) +
-                                      " is too small for DeepID");
+        L.fail(at, TFE_ERR_UNSUPPORTED, "input size " + std::to_string(size) + " is too small");
       co[i] = conv[i].out(h[i]);
-      h[i + 1] = i < 3 ? (co[i] - 2) / 2 + 1 : co[i];  // max-pool 2x2 stride 2 (floor)
-      if (i < 3 && co[i] < 2)
-        fail(TFE_ERR_UNSUPPORTED, file + ": input size " + std::to_string(size) +
-                                      " is too small for DeepID");
+      x = cur.next("relu", at);
+      if (i == 3) {
+        h[4] = co[3], relu4 = x;
+        break;
+      }
+      const int pool = cur.next("maxpool2d", x);
+      require(L, pool,
+              L.integer(pool, "kernel", 1, kMaxKernel) == 2 &&
+                  L.integer(pool, "stride", 1, kMaxStride) == 2,
+              "2x2 stride-2 max pooling");
+      if (co[i] < 2)
+        L.fail(pool, TFE_ERR_UNSUPPORTED, "input size " + std::to_string(size) + " is too small");
+      h[i + 1] = co[i] / 2;  // floor
+      x = pool3 = pool;
     }
-    concat = int64_t{60} * h[3] * h[3] + int64_t{80} * h[4] * h[4];
-    fc.load(r, p + "fc", static_cast<int>(concat), kFeature);
-    classifier.load(r, p + "classifier", kFeature, ids);
+    const int f3 = cur.next("flatten", pool3), f4 = cur.next("flatten", relu4);
+    const int cat = cur.next("concat", f3, f4);
+    concat = int64_t{conv[2].K} * h[3] * h[3] + int64_t{conv[3].K} * h[4] * h[4];
+    const int fc_at = cur.next("linear", cat);
+    fc.load(r, L, fc_at, concat);
+    feature = fc.O;
+    const int feat = cur.next("relu", fc_at);
+    const int drop = cur.next("dropout", feat);
+    L.dropout_rate(drop);  // unused in eval mode, but must make sense
+    classifier.load(r, L, cur.next("linear", drop), feature);
+    return feat;
   }
 
   // conv1 reads the padded input map from its first data pixel (no padding: valid taps).
@@ -524,11 +567,11 @@ struct DeepID {
         team.step(conv[i].K, 4, [&](int a, int b) { pool(y, x, co[i], h[i + 1], a, b); });
       }
     }
-    const int n3 = 60 * h[3] * h[3];
-    team.step(kFeature, 16, [&](int o0, int o1) {
+    const int n3 = conv[2].K * h[3] * h[3];
+    team.step(feature, 16, [&](int o0, int o1) {
       fcd.init(feat, o0, o1);
       fcd.accumulate(feat, ws + L.at[pool_out[2]], 0, n3, o0, o1);
-      fcd.accumulate(feat, ws + L.at[conv_out[3]], n3, 80 * h[4] * h[4], o0, o1);
+      fcd.accumulate(feat, ws + L.at[conv_out[3]], n3, conv[3].K * h[4] * h[4], o0, o1);
       for (int o = o0; o < o1; ++o) feat[o] = feat[o] < 0.0f ? 0.0f : feat[o];
     });
   }
@@ -544,10 +587,38 @@ struct Block {
   Plan p1, p2, pp;
   Phases ph;
   Padded in, mid, sc, out;
+
+  // A "residual_block" layer over a map of c channels and side h: tfe.nn's IdentityBlock
+  // (stride 1, same width) or ProjectionBlock (stride 2, 1x1 stride-2 shortcut).
+  void load(Reader& r, const Layers& L, int i, int c, int h) {
+    const int cin = input_width(L, i, "in_channels", c, layer_ref(L.input(i)));
+    const int K = L.integer(i, "out_channels", 1, kMaxChannels);
+    const int k = L.integer(i, "kernel", 1, kMaxKernel);
+    const int s = L.integer(i, "stride", 1, kMaxStride);
+    const int pd = L.integer(i, "padding", 0, kMaxPadding);
+    const std::string shortcut = L.text(i, "shortcut");
+    const float eps = L.eps(i);
+    projection = shortcut == "projection";
+    require(L, i,
+            k == 3 && pd == 1 &&
+                ((shortcut == "identity" && s == 1 && K == cin) || (projection && s == 2)),
+            "residual blocks of 3x3 padding-1 convolutions with an \"identity\" shortcut "
+            "(stride 1, one width) or a \"projection\" shortcut (stride 2)");
+    const std::string q = L.name(i) + ".";
+    conv1.read(r, q + "conv1", cin, K, 3, s, 1, false);
+    bn1.read(r, q + "bn1", K, eps);
+    conv2.read(r, q + "conv2", K, K, 3, 1, 1, false);
+    bn2.read(r, q + "bn2", K, eps);
+    if (projection) {
+      proj.read(r, q + "proj", cin, K, 1, 2, 0, false);
+      proj_bn.read(r, q + "proj_bn", K, eps);
+    }
+    h_in = h;
+    h_out = conv1.out(h);
+  }
 };
 
 struct ResNet {
-  static constexpr int kWidths[3] = {16, 32, 64};
   Conv stem;
   BN stem_bn;
   std::vector<Block> blocks;
@@ -558,54 +629,37 @@ struct ResNet {
   Padded last;
   Dense fcd;
 
-  void load(Reader& r, const Json& arch, const std::string& p, int sz) {
-    const std::string& file = r.file().name();
-    check_gray_input(arch, file);
-    const int classes = int_field(arch, "num_classes", 1, kMaxClasses, file);
-    const Json* bl = arch.find("blocks");
-    if (!bl || !bl->is_array() || bl->items().empty() || bl->items().size() > 3)
-      bad_arch(file, "\"blocks\" is not a list of 1 to 3 stage lengths");
+  // conv2d, batchnorm, relu (the stem), residual_block..., global_avg_pool (the feature),
+  // linear: the layers from the cursor on, reading `from`. Returns the index of the pool.
+  int load(Reader& r, Cursor& cur, int from, int sz) {
+    const Layers& L = cur.L;
     size = sz;
-    stem.load(r, p + "stem_conv", 1, kWidths[0], 3, 1, 1, false);
-    stem_bn.load(r, p + "stem_bn", kWidths[0]);
-    int c = kWidths[0], h = sz;
-    for (size_t stage = 0; stage < bl->items().size(); ++stage) {
-      const Json& cnt = bl->items()[stage];
-      if (!cnt.is_integer() || cnt.integer() < 0 || cnt.integer() > kMaxStageBlocks)
-        bad_arch(file,
-                 "a stage length is not an integer in 0.." + std::to_string(kMaxStageBlocks));
-      const int width = kWidths[stage];
-      for (int i = 0; i < cnt.integer(); ++i) {
-        Block b;
-        const std::string q = p + "blocks." + std::to_string(blocks.size()) + ".";
-        b.projection = stage > 0 && i == 0;
-        const int s = b.projection ? 2 : 1;
-        b.conv1.load(r, q + "conv1", c, width, 3, s, 1, false);
-        b.bn1.load(r, q + "bn1", width);
-        b.conv2.load(r, q + "conv2", width, width, 3, 1, 1, false);
-        b.bn2.load(r, q + "bn2", width);
-        if (b.projection) {
-          b.proj.load(r, q + "proj", c, width, 1, 2, 0, false);
-          b.proj_bn.load(r, q + "proj_bn", width);
-        } else if (c != width) {
-          bad_arch(file, "identity block changes the width");  // unreachable with kWidths
-        }
-        b.h_in = h;
-        b.h_out = b.conv1.out(h);
-        h = b.h_out;
-        c = width;
-        blocks.push_back(std::move(b));
-      }
+    const int at = cur.next("conv2d", from);
+    stem.load(r, L, at, 1);
+    require(L, at, stem.k == 3 && stem.stride == 1 && stem.pad == 1 && stem.b.empty(),
+            "ResNet stems of a 3x3 stride-1 padding-1 convolution without bias");
+    const int bn = cur.next("batchnorm", at);
+    stem_bn.load(r, L, bn, stem.K);
+    int x = cur.next("relu", bn), c = stem.K, h = sz;
+    while (cur.at("residual_block")) {
+      Block b;
+      x = cur.next("residual_block", x);
+      b.load(r, L, x, c, h);
+      h = b.h_out;
+      c = b.conv1.K;
+      blocks.push_back(std::move(b));
     }
     feature = c;
     h_last = h;
-    fc.load(r, p + "fc", feature, classes);
+    const int pool = cur.next("global_avg_pool", x);
+    fc.load(r, L, cur.next("linear", pool), feature);
+    return pool;
   }
 
   // Identity blocks update their map in place (out = relu(conv2'(mid) + in) element by
   // element): one map per stage plus the block's middle map.
   void prepare(Layout& L, const Padded& input) {
-    Padded cur = padded(L, kWidths[0], size);
+    Padded cur = padded(L, stem.K, size);
     stem_plan = conv_same(L, stem, &stem_bn, input);
     stem_plan.relu = true;
     to_padded(stem_plan, cur);
@@ -685,6 +739,7 @@ class Network {
   ResNet em;
   // TFE head (BN1d over zi ++ ze, then FC), loaded raw, then folded into one Dense.
   Floats hg, hb, hm, hv, hw, hbias;
+  float heps = 0.0f;
   Dense head;
   int classes = 0, size = 0;
   Layout L;
@@ -699,7 +754,7 @@ class Network {
     input = padded(L, 1, size);
     if (kind != Kind::resnet) {
       id.prepare(L, input);
-      zi = L.add(DeepID::kFeature);
+      zi = L.add(id.feature);
     }
     if (kind != Kind::deepid) {
       em.prepare(L, input);
@@ -708,12 +763,12 @@ class Network {
     if (kind == Kind::tfe) {
       // logits = W (z * s + t) + b = (W s) z + (W t + b), s = gamma / sqrt(var + eps),
       // t = beta - mean * s: the eval-mode BN1d folded into the FC (in double).
-      const int d = DeepID::kFeature + em.feature;
+      const int d = id.feature + em.feature;
       Floats w(hw.size()), b(classes);
       for (int o = 0; o < classes; ++o) {
         double acc = hbias[o];
         for (int i = 0; i < d; ++i) {
-          const double s = hg[i] / std::sqrt(static_cast<double>(hv[i]) + kEps);
+          const double s = hg[i] / std::sqrt(static_cast<double>(hv[i]) + heps);
           const double t = hb[i] - hm[i] * s;
           w[static_cast<size_t>(o) * d + i] = static_cast<float>(hw[static_cast<size_t>(o) * d + i] * s);
           acc += static_cast<double>(hw[static_cast<size_t>(o) * d + i]) * t;
@@ -742,7 +797,7 @@ class Network {
     switch (kind) {
       case Kind::deepid:  // dropout is the identity in eval mode
         id.cls.init(logits, 0, classes);
-        id.cls.accumulate(logits, ws + L.at[zi], 0, DeepID::kFeature, 0, classes);
+        id.cls.accumulate(logits, ws + L.at[zi], 0, id.feature, 0, classes);
         break;
       case Kind::resnet:
         em.fcd.init(logits, 0, classes);
@@ -750,8 +805,8 @@ class Network {
         break;
       case Kind::tfe:
         head.init(logits, 0, classes);
-        head.accumulate(logits, ws + L.at[zi], 0, DeepID::kFeature, 0, classes);
-        head.accumulate(logits, ws + L.at[ze], DeepID::kFeature, em.feature, 0, classes);
+        head.accumulate(logits, ws + L.at[zi], 0, id.feature, 0, classes);
+        head.accumulate(logits, ws + L.at[ze], id.feature, em.feature, 0, classes);
         break;
     }
   }
@@ -792,43 +847,44 @@ struct Workspace {
 };
 thread_local Workspace tls_workspace;
 
-void load_network(Network& net, Reader& r, const Json& arch, int size, std::string* name) {
-  const std::string& file = r.file().name();
-  *name = name_field(arch, file);
+// A "tfe_head" layer: BN1d over identity ++ emotion features (the layers it reads), then FC.
+void load_head(Network& net, Reader& r, const Layers& L, int i) {
+  const std::vector<int>& in = L.inputs(i);
+  input_width(L, i, "identity_dim", net.id.feature, layer_ref(in[0]));
+  input_width(L, i, "emotion_dim", net.em.feature, layer_ref(in[1]));
+  net.classes = L.integer(i, "num_classes", 1, kMaxClasses);
+  net.heps = L.eps(i);
+  const std::string p = L.name(i);
+  const int d = net.id.feature + net.em.feature;
+  net.hg = r.get(p + ".bn_weight", {d});
+  net.hb = r.get(p + ".bn_bias", {d});
+  net.hm = r.get(p + ".running_mean", {d});
+  net.hv = r.get(p + ".running_var", {d});
+  net.hw = r.get(p + ".weight", {net.classes, d});
+  net.hbias = r.get(p + ".bias", {net.classes});
+}
+
+// The network a checked layer list describes: a TFE list ends with its head; a ResNet list
+// has a batch norm after its first layer; anything else must be a DeepID list.
+void load_network(Network& net, Reader& r, const Layers& L, int size) {
+  Cursor cur{L};
   net.size = size;
-  if (*name == "deepid") {
-    net.kind = Network::Kind::deepid;
-    net.id.load(r, arch, "", size);
-    net.classes = net.id.classifier.O;
-  } else if (*name == "resnet12" || *name == "resnet18" || *name == "resnet") {
-    net.kind = Network::Kind::resnet;
-    net.em.load(r, arch, "", size);
-    net.classes = net.em.fc.O;
-  } else if (*name == "tfe") {
+  if (L.kind(L.size() - 1) == "tfe_head") {
     net.kind = Network::Kind::tfe;
-    const Json* ia = arch.find("identity");
-    const Json* ea = arch.find("emotion");
-    if (!ia || !ea) bad_arch(file, "tfe needs \"identity\" and \"emotion\"");
-    const std::string in = name_field(*ia, file), en = name_field(*ea, file);
-    if (in != "deepid")
-      fail(TFE_ERR_UNSUPPORTED,
-           file + ": tfe identity network \"" + printable(in) + "\" (expected deepid)");
-    if (en != "resnet12" && en != "resnet18" && en != "resnet")
-      fail(TFE_ERR_UNSUPPORTED,
-           file + ": tfe emotion network \"" + printable(en) + "\" (expected a resnet)");
-    net.id.load(r, *ia, "identity.", size);
-    net.em.load(r, *ea, "emotion.", size);
-    net.classes = int_field(arch, "num_classes", 1, kMaxClasses, file);
-    const int d = DeepID::kFeature + net.em.feature;
-    net.hg = r.get("head.bn_weight", {d});
-    net.hb = r.get("head.bn_bias", {d});
-    net.hm = r.get("head.running_mean", {d});
-    net.hv = r.get("head.running_var", {d});
-    net.hw = r.get("head.weight", {net.classes, d});
-    net.hbias = r.get("head.bias", {net.classes});
+    const int zi = net.id.load(r, cur, -1, size);
+    const int ze = net.em.load(r, cur, -1, size);
+    load_head(net, r, L, cur.next("tfe_head", zi, ze));
+  } else if (L.size() > 1 && L.kind(1) == "batchnorm") {
+    net.kind = Network::Kind::resnet;
+    net.em.load(r, cur, -1, size);
+    net.classes = net.em.fc.O;
   } else {
-    fail(TFE_ERR_UNSUPPORTED, file + ": unknown architecture \"" + printable(*name) + "\"");
+    net.kind = Network::Kind::deepid;
+    net.id.load(r, cur, -1, size);
+    net.classes = net.id.classifier.O;
   }
+  if (cur.pos < L.size())
+    L.fail(cur.pos, TFE_ERR_UNSUPPORTED, std::string("follows the network's output") + kRuns);
 }
 
 std::string g3(double v) {
@@ -900,11 +956,20 @@ std::unique_ptr<Model> Model::load(const ModelFile& file) {
     m->inv_std_[i] = static_cast<float>(1.0 / static_cast<double>(std_dev[i]));
   }
 
-  // Network.
-  Json arch_storage;
+  // Network: from the file's layer list, or, in a file written before it was stored, from
+  // the list its architecture describes.
+  Json arch_storage, layers_storage;
   const Json& arch = meta_json(file, "architecture", &arch_storage);
+  m->arch_name_ = architecture_name(arch, fn);
+  if (file.metadata().count("layers") || file.metadata().at("format") != "tfe-1") {
+    meta_json(file, "layers", &layers_storage);
+  } else {
+    const std::string text = layers_from_architecture(arch, s, fn);
+    layers_storage = Json::parse(text.data(), text.size(), fn + ": layers");
+  }
+  const Layers layers(layers_storage, fn);
   m->net_ = std::make_unique<Network>();
-  load_network(*m->net_, r, arch, s, &m->arch_name_);
+  load_network(*m->net_, r, layers, s);
   if (m->net_->classes != m->num_classes())
     fail(TFE_ERR_FORMAT, fn + ": " + std::to_string(m->classes_.size()) +
                              " labels for a network with " + std::to_string(m->net_->classes) +

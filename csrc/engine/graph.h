@@ -1,5 +1,6 @@
 // The eval-mode forward of the tfe networks (DeepID, ResNet12/18, TFE), built from a model
-// file's architecture JSON and run with the inference kernels of tfe::cpu (conv_infer).
+// file's layer list (layers.h; for older files, the list their architecture JSON describes)
+// and run with the inference kernels of tfe::cpu (conv_infer).
 //
 // At load every eval-mode BatchNorm is folded into the convolution before it (w' = w * s,
 // b' = (b - mean) * s + beta, s = gamma / sqrt(var + eps), computed in double), the TFE

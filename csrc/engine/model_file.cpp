@@ -451,12 +451,15 @@ ModelFile ModelFile::parse(std::vector<uint8_t> bytes, const std::string& name) 
   auto fmt = mf.metadata_.find("format");
   if (!have_meta || fmt == mf.metadata_.end())
     bad("not a tfe model file (no \"format\" in __metadata__)");
-  if (fmt->second != "tfe-1") {
+  // "tfe-2": a file whose layer list differs from what its architecture JSON describes (see
+  // python/tfe/modelfile.py, format_of), which a "tfe-1" reader would run wrongly.
+  if (fmt->second != "tfe-1" && fmt->second != "tfe-2") {
     const std::string shown = printable(fmt->second);
     if (fmt->second.rfind("tfe-", 0) == 0)
       fail(TFE_ERR_VERSION, who + ": model file format \"" + shown +
-                                "\" is not supported by this library (it reads \"tfe-1\")");
-    bad("not a tfe model file (format \"" + shown + "\", expected \"tfe-1\")");
+                                "\" is not supported by this library (it reads \"tfe-1\" and "
+                                "\"tfe-2\")");
+    bad("not a tfe model file (format \"" + shown + "\", expected \"tfe-1\" or \"tfe-2\")");
   }
   mf.bytes_ = std::move(bytes);
   return mf;

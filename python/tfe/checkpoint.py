@@ -5,7 +5,8 @@ Layout (the safetensors format): 8-byte little-endian header length, a JSON head
 mapping tensor names to dtype/shape/byte offsets plus ``__metadata__`` (string values;
 tfe stores JSON strings there), then the raw little-endian tensor bytes.
 
-Metadata keys written by tfe: ``format`` ("tfe-1"), ``architecture``, ``preprocessing``
+Metadata keys written by tfe: ``format`` ("tfe-1", or "tfe-2": see
+tfe.modelfile.format_of), ``architecture``, ``layers`` (tfe.layers), ``preprocessing``
 (input size, grayscale, normalisation, label order), ``protocol`` (how it was trained),
 ``selftest`` (names of the stored reference input and its expected logits), and any extra
 training state for resuming. The reader (tfe.model_reader) treats files as untrusted: every

@@ -7,6 +7,7 @@ normalisation, runs the network in evaluation mode and returns ``logits`` [N, K]
 ``probabilities`` [N, K] (softmax). The label order and the input size are stored in the
 ONNX metadata (``labels`` as JSON, ``input_size``). The batch dimension is dynamic.
 
+The graph is built from the model file's layer list (tfe.layers; BN eps included).
 Layers map one to one: Conv, BatchNormalization (running statistics), Relu, Add, MaxPool,
 GlobalAveragePool, Flatten, Concat, Gemm; the TFE head's BatchNorm1d over the concatenated
 features becomes a per-feature Mul + Add with the running statistics folded in (exact to a
@@ -18,10 +19,9 @@ import json
 
 import numpy as np
 
-from . import checkpoint
+from . import layers, model_reader
 
 OPSET = 17
-EPS = 1e-5
 
 
 def _require_onnx():
@@ -52,66 +52,79 @@ class _Graph:
         self.nodes.append(self.h.make_node(kind, inputs, [out], **attrs))
         return out
 
-    def conv(self, x, prefix, k, stride=1, pad=0, bias=False):
+    def conv(self, x, prefix, k, stride, pad, bias=False):
         ins = [x, self.weight(prefix + ".weight")] + ([self.weight(prefix + ".bias")] if bias else [])
         return self.op("Conv", ins, kernel_shape=[k, k], strides=[stride, stride],
                        pads=[pad] * 4)
 
-    def bn(self, x, prefix):
+    def bn(self, x, prefix, eps):
         return self.op("BatchNormalization",
                        [x] + [self.weight(f"{prefix}.{s}")
                               for s in ("weight", "bias", "running_mean", "running_var")],
-                       epsilon=EPS)
+                       epsilon=float(eps))
 
     def linear(self, x, prefix):
         return self.op("Gemm", [x, self.weight(prefix + ".weight"), self.weight(prefix + ".bias")],
                        transB=1)
 
-    # ---- networks (same structure as tfe.models) ----
-    def deepid_features(self, x, p):
-        h = x
-        for i, k in enumerate((4, 3, 3)):
-            h = self.op("Relu", [self.conv(h, f"{p}conv{i + 1}", k, bias=True)])
-            h = self.op("MaxPool", [h], kernel_shape=[2, 2], strides=[2, 2])
-        pool3 = h
-        conv4 = self.op("Relu", [self.conv(pool3, f"{p}conv4", 2, bias=True)])
-        z = self.op("Concat", [self.op("Flatten", [pool3], axis=1),
-                               self.op("Flatten", [conv4], axis=1)], axis=1)
-        return self.op("Relu", [self.linear(z, f"{p}fc")])
+    # ---- the layer list (tfe.layers) ----
+    def network(self, x, layer_list):
+        """The output of the layers the last one depends on, in order, reading ``x``."""
+        values = {-1: x}
+        for i, need in enumerate(layers.live(layer_list)):
+            if need:
+                ins = [values[j] for j in layers.inputs_of(layer_list, i)]
+                values[i] = self.layer(layer_list[i], ins)
+        return values[len(layer_list) - 1]
 
-    def resnet_features(self, x, p, arch):
-        h = self.op("Relu", [self.bn(self.conv(x, f"{p}stem_conv", 3, 1, 1), f"{p}stem_bn")])
-        i = 0
-        for stage, count in enumerate(arch["blocks"]):
-            for j in range(count):
-                q = f"{p}blocks.{i}."
-                proj = stage > 0 and j == 0
-                s = 2 if proj else 1
-                t = self.op("Relu", [self.bn(self.conv(h, q + "conv1", 3, s, 1), q + "bn1")])
-                t = self.bn(self.conv(t, q + "conv2", 3, 1, 1), q + "bn2")
-                sc = self.bn(self.conv(h, q + "proj", 1, 2, 0), q + "proj_bn") if proj else h
-                h = self.op("Relu", [self.op("Add", [t, sc])])
-                i += 1
-        return self.op("Flatten", [self.op("GlobalAveragePool", [h])], axis=1)
+    def layer(self, layer, ins):
+        kind, x = layer["kind"], ins[0]
+        if kind == "conv2d":
+            return self.conv(x, layer["name"], layer["kernel"], layer["stride"], layer["padding"],
+                             layer["bias"])
+        if kind == "batchnorm":
+            return self.bn(x, layer["name"], layer["eps"])
+        if kind == "relu":
+            return self.op("Relu", [x])
+        if kind == "maxpool2d":
+            k, s = layer["kernel"], layer["stride"]
+            return self.op("MaxPool", [x], kernel_shape=[k, k], strides=[s, s])
+        if kind == "residual_block":
+            return self.residual_block(x, layer)
+        if kind == "global_avg_pool":
+            return self.op("Flatten", [self.op("GlobalAveragePool", [x])], axis=1)
+        if kind == "flatten":
+            return self.op("Flatten", [x], axis=1)
+        if kind == "concat":
+            return self.op("Concat", ins, axis=1)
+        if kind == "linear":
+            return self.linear(x, layer["name"])
+        if kind == "dropout":
+            return x  # the identity in evaluation mode
+        if kind == "tfe_head":
+            return self.tfe_head(ins, layer)
+        raise ValueError(f"[export_onnx] unsupported layer kind {kind!r}")
 
-    def network(self, x, arch, p=""):
-        name = arch["name"]
-        if name == "deepid":
-            return self.linear(self.deepid_features(x, p), f"{p}classifier")
-        if name in ("resnet12", "resnet18", "resnet"):
-            return self.linear(self.resnet_features(x, p, arch), f"{p}fc")
-        if name == "tfe":
-            zi = self.deepid_features(x, "identity.")
-            ze = self.resnet_features(x, "emotion.", arch["emotion"])
-            z = self.op("Concat", [zi, ze], axis=1)
-            t = self.tensors
-            scale = (t["head.bn_weight"].astype(np.float64)
-                     / np.sqrt(t["head.running_var"].astype(np.float64) + EPS))
-            shift = t["head.bn_bias"] - t["head.running_mean"] * scale
-            z = self.op("Add", [self.op("Mul", [z, self.const("head.scale", scale)]),
-                                self.const("head.shift", shift)])
-            return self.linear(z, "head")
-        raise ValueError(f"[export_onnx] unsupported architecture {name!r}")
+    def residual_block(self, x, layer):
+        q, s, eps = layer["name"] + ".", layer["stride"], layer["eps"]
+        t = self.op("Relu", [self.bn(self.conv(x, q + "conv1", 3, s, 1), q + "bn1", eps)])
+        t = self.bn(self.conv(t, q + "conv2", 3, 1, 1), q + "bn2", eps)
+        sc = x
+        if layer["shortcut"] == "projection":
+            sc = self.bn(self.conv(x, q + "proj", 1, s, 0), q + "proj_bn", eps)
+        return self.op("Relu", [self.op("Add", [t, sc])])
+
+    def tfe_head(self, ins, layer):
+        """BN1d over the concatenated features as a per-feature Mul + Add (the running
+        statistics folded in, in float64), then the FC."""
+        p, t = layer["name"], self.tensors
+        z = self.op("Concat", ins, axis=1)
+        scale = (t[f"{p}.bn_weight"].astype(np.float64)
+                 / np.sqrt(t[f"{p}.running_var"].astype(np.float64) + layer["eps"]))
+        shift = t[f"{p}.bn_bias"] - t[f"{p}.running_mean"] * scale
+        z = self.op("Add", [self.op("Mul", [z, self.const(f"{p}.scale", scale)]),
+                            self.const(f"{p}.shift", shift)])
+        return self.linear(z, p)
 
 
 def export(model_path, out_path):
@@ -120,16 +133,15 @@ def export(model_path, out_path):
     import onnx
     from onnx import TensorProto, helper
 
-    tensors, meta = checkpoint.load(model_path)
-    arch, pre = meta["architecture"], meta["preprocessing"]
-    size = int(pre["input_size"][0])
-    labels = list(pre["labels"])
+    valid = model_reader.validate_model(model_reader.read_container(model_path))
+    tensors, arch, size, labels = (valid.tensors, valid.architecture, valid.input_size,
+                                   valid.labels)
     g = _Graph(tensors)
     inv_std = (1.0 / tensors["preprocess.std"].astype(np.float64)).astype(np.float32)
     x = g.op("Mul", [g.op("Sub", ["pixels", g.const("preprocess.mean",
                                                     tensors["preprocess.mean"][None, None])]),
                      g.const("preprocess.inv_std", inv_std[None, None])])
-    logits = g.network(x, arch)
+    logits = g.network(x, valid.layers)
     g.nodes.append(helper.make_node("Identity", [logits], ["logits"]))
     g.nodes.append(helper.make_node("Softmax", ["logits"], ["probabilities"], axis=1))
     k = len(labels)
@@ -143,7 +155,8 @@ def export(model_path, out_path):
                               producer_name="tfe")
     model.ir_version = min(model.ir_version, 8)  # readable by older runtimes too
     helper.set_model_props(model, {"labels": json.dumps(labels), "input_size": str(size),
-                                   "architecture": json.dumps(arch)})
+                                   "architecture": json.dumps(arch),
+                                   "layers": json.dumps(valid.layers)})
     onnx.checker.check_model(model)
     onnx.save(model, str(out_path))
     return out_path

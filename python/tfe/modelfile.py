@@ -12,12 +12,28 @@ import os
 
 import numpy as np
 
-from . import __version__, checkpoint, model_reader, models
+from . import __version__, checkpoint, layers, model_reader
 from .data.transforms import Normalizer
 from .function import no_grad
 from .tensor import Tensor, host
 
 SELFTEST_SEED = 20240607
+
+
+def format_of(layer_list, arch, size):
+    """The format tag of a file holding ``layer_list`` for architecture ``arch``.
+
+    The layer list is a new metadata key. Readers of "tfe-1" (tfe before the layer list)
+    ignore keys they do not know and rebuild the network from the architecture JSON, which
+    always gives BN eps 1e-5. So a file stays "tfe-1" when its list is exactly what its
+    architecture describes (every file tfe-train writes: older readers run it correctly),
+    and is "tfe-2" when it is not (e.g. another eps): an older reader then refuses it ("format
+    tfe-2 is not supported") instead of running a different network."""
+    try:
+        derived = model_reader.layers_from_architecture(arch, size)
+    except model_reader.ModelFileError:
+        derived = None
+    return "tfe-1" if derived == layer_list else "tfe-2"
 
 
 def save_model(path, model, normalizer, classes, protocol=None):
@@ -38,8 +54,11 @@ def save_model(path, model, normalizer, classes, protocol=None):
     tensors.update({"preprocess.mean": mean.astype(np.float32),
                     "preprocess.std": std.astype(np.float32),
                     "selftest.input": probe, "selftest.logits": logits})
+    layer_list = layers.describe(model)
     meta = {
+        "format": format_of(layer_list, model.arch, size),
         "architecture": model.arch,
+        "layers": layer_list,
         "preprocessing": {"input_size": [size, size], "grayscale": True,
                           "normalization": "per-pixel: (x - preprocess.mean) / preprocess.std, "
                                            "x in [0, 255]",
@@ -72,7 +91,7 @@ class LoadedModel:
                                                  tensors.pop("preprocess.std"))
         self.selftest_input = tensors.pop("selftest.input")
         self.selftest_logits = tensors.pop("selftest.logits")
-        self.model = models.build(valid.architecture, input_size=valid.input_size)
+        self.model = layers.build(valid.layers, valid.architecture)
         self.model.load_state_dict(tensors)
         self.model.eval()
         diff = self.selftest()
