@@ -6,10 +6,10 @@ on NumPy or CuPy arrays (see get_array_module). Inputs are never modified, excep
 running statistics of the training-mode batch-norm forwards and sgd_step's params and
 momentum buffers, which are specified as in place.
 
-One module per op family (gap.py: gap_forward, gap_backward); its public functions are the
-ops, and all of them are exported here, so a new op needs no list to be edited. (xp.py's
-get_array_module is the one helper.) tests/test_devices.py checks that every native op
-(tfe._native.ops()) has its reference.
+One module per op family (<op>.py: <op>_forward, <op>_backward, ...); its public functions
+are the ops, and all of them are exported here, so a new op needs no list to be edited
+(xp.py's get_array_module is the one helper). tests/test_devices.py checks that every
+native op (tfe._native.ops()) has its reference.
 """
 import importlib
 import inspect
