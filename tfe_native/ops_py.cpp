@@ -1,7 +1,8 @@
 // Python bindings of every op of the table csrc/ops.def: validate once (dtype, rank, shape,
-// device, hyper-parameters; bad input raises ValueError("[op] ...")), allocate the outputs on the inputs' device,
-// release the GIL and call the dispatcher. Names, arguments and return values mirror the
-// reference implementation in python/tfe/reference/ exactly, so tests compare them 1:1.
+// device, hyper-parameters; bad input raises ValueError("[op] ...")), allocate the outputs
+// on the inputs' device, release the GIL and call the dispatcher. Names, arguments and
+// return values mirror the reference implementation in python/tfe/reference/ exactly, so
+// tests compare them 1:1.
 //
 // Backward bindings return fresh parameter gradients, or accumulate into the arrays passed
 // as dw=/db=/dgamma=/dbeta=. The autograd layer (python/tfe/function.py) takes the fresh
@@ -385,7 +386,7 @@ Tensor logits_arg(Args& a, py::object obj, const char* name) {
   Tensor t = a.tensor(obj, name, 2);
   require_nonempty(a, t, name);
   return t;
-  }
+}
 
 auto cross_entropy_forward(py::object logits, py::object labels) {
   Args a("cross_entropy_forward");
