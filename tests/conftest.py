@@ -1,6 +1,7 @@
-"""Shared test fixtures: seeded random inputs, the CUDA skip rule, the report header that
-names the CPU kernel level the run uses, a finished tiny training run, and the C++ library
-(built once per session for the tests that call it)."""
+"""Shared test fixtures: seeded random inputs, the devices of the op tests (``device``,
+tests/devices.py), the CUDA skip rule, the report header that names the CPU kernel level
+the run uses, a finished tiny training run, and the C++ library (built once per session for
+the tests that call it)."""
 
 import os
 import shutil
@@ -11,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import devices
 import tfe
 
 
@@ -132,3 +134,11 @@ def c_api(tfe_cmake_dir):
     if not libs:
         pytest.skip(f"no libtfe.so next to {tfe_cmake_dir}")
     return CApi(libs[0])
+
+
+@pytest.fixture(params=devices.DEVICES)
+def device(request):
+    """Runs the test once per device (tests/devices.py): its ``native`` and ``ref`` ops
+    run there; the CUDA devices skip with a reason on a machine without a GPU."""
+    with devices.running_on(request.param):
+        yield request.param

@@ -2,9 +2,8 @@
 import numpy as np
 import pytest
 
-import tfe.reference as ref
+from devices import native, ref
 from helpers import nat, noncontig, raises, randn
-from tfe import _native as native
 from tolerances import assert_close
 
 pytestmark = pytest.mark.numerics  # re-run on every lower kernel level: tests/test_kernel_levels.py
@@ -14,7 +13,7 @@ SHAPES = [(1,), (5, 13), (1, 3, 7, 9), (5, 13, 9, 7), (2, 3, 4, 5, 6), (8, 16, 4
 
 
 @pytest.mark.parametrize("shape", SHAPES, ids=["x".join(map(str, s)) for s in SHAPES])
-def test_forward(rng, shape):
+def test_forward(device, rng, shape):
     a, b = randn(rng, *shape), randn(rng, *shape)
     a0, b0 = a.copy(), b.copy()
     assert_close(nat(native.add_forward(a, b)), ref.add_forward(a, b), "add", "y")
@@ -22,7 +21,7 @@ def test_forward(rng, shape):
     np.testing.assert_array_equal(b, b0)
 
 
-def test_same_array_twice(rng):
+def test_same_array_twice(device, rng):
     a = randn(rng, 5, 13)
     assert_close(nat(native.add_forward(a, a)), ref.add_forward(a, a), "add", "y")
 

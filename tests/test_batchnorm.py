@@ -7,10 +7,9 @@ training steps in a row, determinism and argument validation.
 import numpy as np
 import pytest
 
-import tfe.reference as ref
+from devices import native, ref
 from helpers import (bn_dx_unit, nat, noncontig, num_threads, pow2_scale, raises, randn, readonly,
                      uniform)
-from tfe import _native as native
 from tolerances import assert_close
 
 pytestmark = pytest.mark.numerics  # re-run on every lower kernel level: tests/test_kernel_levels.py
@@ -73,7 +72,7 @@ def check_backward(rng, x, gamma, m, s):
 
 
 @pytest.mark.parametrize("i", range(len(SHAPES)), ids=_ids(SHAPES))
-def test_train_forward_and_backward(rng, i):
+def test_train_forward_and_backward(device, rng, i):
     x, gamma, beta, rm, rv = make(rng, SHAPES[i])
     eps, mom = HYPER[i % len(HYPER)]
     _, m, s = check_train(x, gamma, beta, rm, rv, eps, mom)
@@ -83,7 +82,7 @@ def test_train_forward_and_backward(rng, i):
 
 
 @pytest.mark.parametrize("i", range(len(SHAPES)), ids=_ids(SHAPES))
-def test_eval_forward(rng, i):
+def test_eval_forward(device, rng, i):
     x, gamma, beta, rm, rv = make(rng, SHAPES[i])
     eps = HYPER[i % len(HYPER)][0]
     rm0, rv0 = rm.copy(), rv.copy()
@@ -93,7 +92,7 @@ def test_eval_forward(rng, i):
     np.testing.assert_array_equal(rv, rv0)
 
 
-def test_paper_shape(rng):
+def test_paper_shape(device, rng):
     x, gamma, beta, rm, rv = make(rng, PAPER)
     _, m, s = check_train(x, gamma, beta, rm, rv, 1e-5, 0.1)
     check_backward(rng, x, gamma, m, s)
@@ -102,7 +101,7 @@ def test_paper_shape(rng):
 
 
 @pytest.mark.parametrize("shape", [(6, 13), (3, 5, 7, 9)], ids=_ids([(6, 13), (3, 5, 7, 9)]))
-def test_running_stats_over_several_steps(rng, shape):
+def test_running_stats_over_several_steps(device, rng, shape):
     _, gamma, beta, rm, rv = make(rng, shape)
     rm_n, rv_n = rm.copy(), rv.copy()
     for step in range(4):
@@ -114,7 +113,7 @@ def test_running_stats_over_several_steps(rng, shape):
         assert_close(rv_n, rv, "batchnorm", f"running_var step {step}")
 
 
-def test_defaults(rng):
+def test_defaults(device, rng):
     x, gamma, beta, rm, rv = make(rng, (4, 5, 3, 3))
     rm2, rv2 = rm.copy(), rv.copy()
     y1 = nat(native.batchnorm_forward_train(x, gamma, beta, rm, rv)[0])
@@ -124,7 +123,7 @@ def test_defaults(rng):
     np.testing.assert_array_equal(rv, rv2)
 
 
-def test_backward_accumulates(rng):
+def test_backward_accumulates(device, rng):
     x, gamma, beta, rm, rv = make(rng, (5, 13, 7, 9))
     _, m, s = ref.batchnorm_forward_train(x, gamma, beta, rm, rv)
     dy = randn(rng, *x.shape, scale=pow2_scale(5 * 63))
@@ -143,7 +142,7 @@ def test_backward_accumulates(rng):
 
 
 @pytest.mark.parametrize("shape", [(256, 96), (8, 16, 24, 24)], ids=["1d", "2d"])
-def test_deterministic_and_thread_count_independent(rng, shape):
+def test_deterministic_and_thread_count_independent(device, rng, shape):
     x, gamma, beta, rm, rv = make(rng, shape)
     dy = randn(rng, *shape, scale=pow2_scale(x.size // shape[1]))
 

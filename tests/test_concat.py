@@ -2,9 +2,8 @@
 import numpy as np
 import pytest
 
-import tfe.reference as ref
+from devices import native, ref
 from helpers import nat, noncontig, raises, randn
-from tfe import _native as native
 from tolerances import assert_close
 
 pytestmark = pytest.mark.numerics  # re-run on every lower kernel level: tests/test_kernel_levels.py
@@ -28,7 +27,7 @@ def _ids():
 
 
 @pytest.mark.parametrize("case", CASES, ids=_ids())
-def test_forward_backward(rng, case):
+def test_forward_backward(device, rng, case):
     N, cs, tail = case
     xs = [randn(rng, N, c, *tail) for c in cs]
     y = nat(native.concat_forward(xs))
@@ -41,7 +40,7 @@ def test_forward_backward(rng, case):
         assert_close(nat(a), b, "concat", f"dx[{j}]")
 
 
-def test_tuple_input(rng):
+def test_tuple_input(device, rng):
     xs = (randn(rng, 2, 3), randn(rng, 2, 5))
     assert_close(nat(native.concat_forward(xs)), ref.concat_forward(list(xs)), "concat", "y")
 

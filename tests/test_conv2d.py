@@ -9,9 +9,8 @@ import itertools
 import numpy as np
 import pytest
 
-import tfe.reference as ref
+from devices import native, ref
 from helpers import nat, noncontig, num_threads, pow2_scale, raises, randn, readonly, run_child
-from tfe import _native as native
 from tolerances import assert_close
 
 pytestmark = pytest.mark.numerics  # re-run on every lower kernel level: tests/test_kernel_levels.py
@@ -63,24 +62,24 @@ def check_backward(dy, x, w, s, p, g):
 
 
 @pytest.mark.parametrize("case", GRID + EXTRA, ids=_ids(GRID + EXTRA))
-def test_forward(rng, case):
+def test_forward(device, rng, case):
     x, w, b, _, _ = make(rng, case)
     check_forward(x, w, b, case[6], case[7])
 
 
 @pytest.mark.parametrize("case", GRID + EXTRA, ids=_ids(GRID + EXTRA))
-def test_backward(rng, case):
+def test_backward(device, rng, case):
     x, w, _, dy, g = make(rng, case)
     check_backward(dy, x, w, case[6], case[7], g)
 
 
-def test_paper_shape(rng):
+def test_paper_shape(device, rng):
     x, w, b, dy, g = make(rng, PAPER)
     check_forward(x, w, b, 1, 1)
     check_backward(dy, x, w, 1, 1, g)
 
 
-def test_defaults_and_keywords(rng):
+def test_defaults_and_keywords(device, rng):
     x, w, _, _, _ = make(rng, (2, 3, 6, 7, 5, 3, 1, 0, False))
     y = nat(native.conv2d_forward(x, w))  # b=None, stride=1, pad=0
     np.testing.assert_array_equal(y, nat(native.conv2d_forward(x=x, w=w, b=None, stride=1, pad=0)))
@@ -104,7 +103,7 @@ def test_accepts_tensors_and_read_only_inputs(rng):
     assert_close(nat(dw), ref.conv2d_backward(dy, x, w, 1, 1)[1], "conv2d", "dw into a Tensor")
 
 
-def test_backward_accumulates_into_given_buffers(rng):
+def test_backward_accumulates_into_given_buffers(device, rng):
     case = (3, 5, 9, 7, 13, 3, 2, 1, False)
     x, w, _, dy, g = make(rng, case)
     _, rdw, rdb = ref.conv2d_backward(dy, x, w, 2, 1)
@@ -141,7 +140,7 @@ def test_backward_accumulates_into_given_buffers(rng):
         native.conv2d_backward(dy, x, w, 2, 1, db=db, compute_db=False)
 
 
-def test_deterministic_and_thread_count_independent(rng):
+def test_deterministic_and_thread_count_independent(device, rng):
     case = (4, 13, 20, 18, 16, 3, 1, 1, True)
     x, w, b, dy, g = make(rng, case)
 

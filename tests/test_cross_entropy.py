@@ -2,9 +2,8 @@
 import numpy as np
 import pytest
 
-import tfe.reference as ref
+from devices import native, ref
 from helpers import nat, noncontig, raises, randn, uniform
-from tfe import _native as native
 from tolerances import assert_close
 
 pytestmark = pytest.mark.numerics  # re-run on every lower kernel level: tests/test_kernel_levels.py
@@ -21,7 +20,7 @@ def _ids():
 
 
 @pytest.mark.parametrize("case", CASES, ids=_ids())
-def test_hard_labels(rng, case):
+def test_hard_labels(device, rng, case):
     N, K, s = case
     logits = randn(rng, N, K, scale=s, shift=1.0)
     labels = rng.integers(0, K, N).astype(np.int64)
@@ -39,7 +38,7 @@ def test_hard_labels(rng, case):
 
 
 @pytest.mark.parametrize("case", CASES, ids=_ids())
-def test_soft_targets(rng, case):
+def test_soft_targets(device, rng, case):
     N, K, s = case
     logits = randn(rng, N, K, scale=s, shift=1.0)
     target = uniform(rng, N, K)
@@ -56,7 +55,7 @@ def test_soft_targets(rng, case):
                      f"soft dlogits dloss={dloss}")
 
 
-def test_soft_with_onehot_equals_hard(rng):
+def test_soft_with_onehot_equals_hard(device, rng):
     logits = randn(rng, 6, 7, scale=2.0)
     labels = rng.integers(0, 7, 6).astype(np.int64)
     onehot = np.eye(7, dtype=np.float32)[labels]

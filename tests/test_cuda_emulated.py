@@ -10,6 +10,7 @@ Needs only a C++17 compiler (g++ or clang++; $CXX wins) and the repository sourc
 built extension nor a CUDA toolkit.
 """
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -27,18 +28,19 @@ ROOT = Path(__file__).resolve().parent.parent
 EMU = ROOT / "tests" / "cuda_emulation"
 CSRC = ROOT / "csrc"
 
-# The CPU kernels the driver compares against, and what they need to link.
-CPU_SOURCES = ["add", "batchnorm", "concat", "conv2d", "cross_entropy", "dropout", "gap", "gemm",
-               "gemm_avx2", "gemm_avx512", "linear", "maxpool", "relu", "residual", "sgd",
-               "tfe_head", "threads"]
+# The CPU kernels the driver compares against, and what they need to link: every source of
+# csrc/cpu but the inference-only ones (conv_infer*, winograd*: the C++ library's, no CUDA
+# counterpart), so a new op's kernel is picked up without a list to edit.
+INFERENCE_ONLY = ("conv_infer", "winograd")
+CPU_SOURCES = sorted(p.stem for p in (CSRC / "cpu").glob("*.cpp")
+                     if not p.stem.startswith(INFERENCE_ONLY))
 # Per-file flags of the real build (CMakeLists.txt): the SIMD GEMM kernels are compiled for
 # their instruction set and picked at run time by gemm.cpp from what the CPU supports.
 CPU_FLAGS = {"gemm_avx2": ["-mavx2", "-mfma"],
              "gemm_avx512": ["-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl", "-mfma"]}
 # Every kernel source; runtime.cu (the real allocator and stream) is replaced by
 # runtime_emu.cpp.
-CUDA_SOURCES = ["add", "batchnorm", "concat", "conv2d", "cross_entropy", "dropout", "gap",
-                "linear", "maxpool", "relu", "residual", "sgd", "tfe_head"]
+CUDA_SOURCES = sorted(p.stem for p in (CSRC / "cuda").glob("*.cu") if p.stem != "runtime")
 
 
 def _compiler():
@@ -118,3 +120,13 @@ def test_cuda_kernels_match_cpu_under_emulation(tmp_path):
         f"(exit status {proc.returncode}; {summary}):\n" + "\n".join(failed[:40])
         + ("" if failed else "\n" + "\n".join(lines[-20:])))
     assert len(passed) >= 300, f"only {len(passed)} cases ran:\n{proc.stdout[-3000:]}"
+
+
+def test_every_op_of_the_table_has_emulated_cases():
+    # The op table (csrc/ops.def) is what both kernel headers declare; a new op's CUDA
+    # kernel must also get cases in driver.cpp (compared there with its CPU kernel).
+    ops = re.findall(r"^TFE_OP\((\w+),", (CSRC / "ops.def").read_text(), re.M)
+    driver = (EMU / "driver.cpp").read_text()
+    assert len(ops) > 20
+    missing = [op for op in ops if f"tfe::cuda::{op}(" not in driver]
+    assert not missing, f"no emulated case calls tfe::cuda::{missing[0]} (of {missing})"

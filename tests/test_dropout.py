@@ -3,9 +3,8 @@ scaled output must be bit-identical (same draws, same single rounding of x / (1 
 import numpy as np
 import pytest
 
-import tfe.reference as ref
+from devices import native, ref
 from helpers import nat, noncontig, num_threads, raises, randn
-from tfe import _native as native
 
 pytestmark = pytest.mark.numerics  # re-run on every lower kernel level: tests/test_kernel_levels.py
 
@@ -42,7 +41,7 @@ def test_uniform_matches_reference(rng):
 
 @pytest.mark.parametrize("shape", SHAPES, ids=["x".join(map(str, s)) for s in SHAPES])
 @pytest.mark.parametrize("p", PS, ids=[f"p{p:.3g}" for p in PS])
-def test_forward_backward_bitwise(rng, shape, p):
+def test_forward_backward_bitwise(device, rng, shape, p):
     x = randn(rng, *shape)
     dy = randn(rng, *shape)
     seeds = SEEDS if shape != (8, 16, 48, 48) else SEEDS[2:3]
@@ -60,7 +59,7 @@ def test_forward_backward_bitwise(rng, shape, p):
         assert abs(1 - mask.mean() - p) < 0.01  # the drop rate is p
 
 
-def test_independent_of_thread_count(rng):
+def test_independent_of_thread_count(device, rng):
     x = randn(rng, 8, 16, 32, 32)  # above the kernel's parallel threshold
     with num_threads(1):
         y1, m1 = [nat(t).copy() for t in native.dropout_forward(x, 0.4, 99)]
@@ -70,7 +69,7 @@ def test_independent_of_thread_count(rng):
     _eq(m1, m2, "mask")
 
 
-def test_seeds_differ(rng):
+def test_seeds_differ(device, rng):
     x = np.ones((1000,), np.float32)
     m1 = nat(native.dropout_forward(x, 0.5, 1)[1])
     m2 = nat(native.dropout_forward(x, 0.5, 2)[1])

@@ -2,9 +2,8 @@
 import numpy as np
 import pytest
 
-import tfe.reference as ref
+from devices import native, ref
 from helpers import assert_fails_cleanly, nat, noncontig, raises, randn
-from tfe import _native as native
 from tolerances import assert_close
 
 pytestmark = pytest.mark.numerics  # re-run on every lower kernel level: tests/test_kernel_levels.py
@@ -15,7 +14,7 @@ SHAPES = [(1, 3, 7, 9), (5, 13, 9, 7), (2, 5, 1, 1), (3, 1, 1, 17), (8, 16, 48, 
 
 
 @pytest.mark.parametrize("shape", SHAPES, ids=["x".join(map(str, s)) for s in SHAPES])
-def test_forward_backward(rng, shape):
+def test_forward_backward(device, rng, shape):
     N, C, H, W = shape
     x = randn(rng, *shape, shift=0.5)
     assert_close(nat(native.gap_forward(x)), ref.gap_forward(x), "gap", "y")

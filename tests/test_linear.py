@@ -2,9 +2,8 @@
 import numpy as np
 import pytest
 
-import tfe.reference as ref
+from devices import native, ref
 from helpers import nat, noncontig, num_threads, pow2_scale, raises, randn, readonly
-from tfe import _native as native
 from tolerances import assert_close
 
 pytestmark = pytest.mark.numerics  # re-run on every lower kernel level: tests/test_kernel_levels.py
@@ -38,7 +37,7 @@ def make(rng, N, I, O, bias):
 
 
 @pytest.mark.parametrize("case", CASES, ids=_ids())
-def test_forward_backward(rng, case):
+def test_forward_backward(device, rng, case):
     x, w, b, dy, g = make(rng, *case)
     assert_close(nat(native.linear_forward(x, w, b)), ref.linear_forward(x, w, b), "linear", "y")
     dx, dw, db = map(nat, native.linear_backward(dy, x, w))
@@ -48,13 +47,13 @@ def test_forward_backward(rng, case):
     assert_close(db, rdb, "linear", "db")
 
 
-def test_defaults(rng):
+def test_defaults(device, rng):
     x, w, _, _, _ = make(rng, 5, 13, 3, False)
     np.testing.assert_array_equal(nat(native.linear_forward(x, w)),
                                   nat(native.linear_forward(x, w, None)))
 
 
-def test_backward_accumulates(rng):
+def test_backward_accumulates(device, rng):
     x, w, _, dy, g = make(rng, 5, 13, 3, False)
     _, rdw, rdb = ref.linear_backward(dy, x, w)
     dw0, db0 = randn(rng, 3, 13), randn(rng, 3)
@@ -72,7 +71,7 @@ def test_backward_accumulates(rng):
     assert_close(db, 2 * rdb, "linear", "2 db")
 
 
-def test_deterministic_and_thread_count_independent(rng):
+def test_deterministic_and_thread_count_independent(device, rng):
     x, w, b, dy, g = make(rng, 128, 300, 96, True)
 
     def run():

@@ -8,9 +8,8 @@ import itertools
 import numpy as np
 import pytest
 
-import tfe.reference as ref
+from devices import native, ref
 from helpers import assert_fails_cleanly, distinct, nat, noncontig, raises, randn
-from tfe import _native as native
 from tolerances import assert_close
 
 pytestmark = pytest.mark.numerics  # re-run on every lower kernel level: tests/test_kernel_levels.py
@@ -35,7 +34,7 @@ def _ids(cases):
 
 
 @pytest.mark.parametrize("case", CASES, ids=_ids(CASES))
-def test_forward_backward(rng, case):
+def test_forward_backward(device, rng, case):
     N, C, H, W, k, s, p = case
     x = distinct(rng, N, C, H, W)
     y, am = map(nat, native.maxpool2d_forward(x, k, s, p))
@@ -48,7 +47,7 @@ def test_forward_backward(rng, case):
     assert_close(dx, ref.maxpool2d_backward(dy, ram, H, W), "maxpool", "dx")
 
 
-def test_default_stride_is_k(rng):
+def test_default_stride_is_k(device, rng):
     x = distinct(rng, 2, 3, 7, 9)
     y, am = map(nat, native.maxpool2d_forward(x, 3))
     ry, ram = ref.maxpool2d_forward(x, 3, 3, 0)
@@ -56,7 +55,7 @@ def test_default_stride_is_k(rng):
     np.testing.assert_array_equal(am, ram)
 
 
-def test_ties_first_maximum_wins(rng):
+def test_ties_first_maximum_wins(device, rng):
     # Constant planes: every window is a tie, the first element in row-major order wins.
     x = np.ones((2, 3, 7, 9), np.float32)
     for k, s, p in [(2, 2, 0), (3, 1, 1), (3, 2, 1)]:
@@ -64,7 +63,7 @@ def test_ties_first_maximum_wins(rng):
         np.testing.assert_array_equal(nat(am), ref.maxpool2d_forward(x, k, s, p)[1])
 
 
-def test_negative_inputs_never_pick_padding(rng):
+def test_negative_inputs_never_pick_padding(device, rng):
     x = -1.0 - np.abs(distinct(rng, 2, 5, 7, 9))
     y, am = map(nat, native.maxpool2d_forward(x, 3, 2, 1))
     ry, ram = ref.maxpool2d_forward(x, 3, 2, 1)

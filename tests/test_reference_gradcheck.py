@@ -614,15 +614,6 @@ def test_dtype_preserved_and_inputs_untouched(dtype):
 
 
 def test_exports():
-    names = ["get_array_module", "conv2d_forward", "conv2d_backward", "batchnorm_forward_train",
-             "batchnorm_forward_eval", "batchnorm_backward", "relu_forward", "relu_backward",
-             "add_forward", "maxpool2d_forward", "maxpool2d_backward", "gap_forward",
-             "gap_backward", "linear_forward", "linear_backward", "dropout_uniform",
-             "dropout_forward", "dropout_backward", "concat_forward", "concat_backward",
-             "cross_entropy_forward", "cross_entropy_backward", "cross_entropy_soft_forward",
-             "cross_entropy_soft_backward", "sgd_step", "residual_forward_train",
-             "residual_forward_eval", "residual_backward", "tfe_head_forward_train",
-             "tfe_head_forward_eval", "tfe_head_backward"]
-    for n in names:
-        assert callable(getattr(ref, n)), n
+    # Every native op has its reference: tests/test_devices.py (from tfe._native.ops()).
+    assert callable(ref.get_array_module) and callable(ref.dropout_uniform)
     assert ref.get_array_module(np.zeros(1), None, 1.0) is np

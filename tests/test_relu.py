@@ -2,9 +2,8 @@
 import numpy as np
 import pytest
 
-import tfe.reference as ref
+from devices import native, ref
 from helpers import nat, noncontig, raises, randn
-from tfe import _native as native
 from tolerances import assert_close
 
 pytestmark = pytest.mark.numerics  # re-run on every lower kernel level: tests/test_kernel_levels.py
@@ -20,7 +19,7 @@ def _x(rng, shape):
 
 
 @pytest.mark.parametrize("shape", SHAPES, ids=["x".join(map(str, s)) for s in SHAPES])
-def test_forward_backward(rng, shape):
+def test_forward_backward(device, rng, shape):
     x = _x(rng, shape)
     y = nat(native.relu_forward(x))
     ry = ref.relu_forward(x)

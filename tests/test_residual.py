@@ -6,10 +6,9 @@ Training forward (y, saved statistics, running statistics in place), eval forwar
 import numpy as np
 import pytest
 
-import tfe.reference as ref
+from devices import native, ref
 from helpers import (bn_dx_unit, nat, noncontig, num_threads, pow2_scale, raises, randn, readonly,
                      uniform)
-from tfe import _native as native
 from tolerances import assert_close
 
 pytestmark = pytest.mark.numerics  # re-run on every lower kernel level: tests/test_kernel_levels.py
@@ -63,15 +62,15 @@ def check(rng, shape, eps, mom):
 
 
 @pytest.mark.parametrize("i", range(len(SHAPES)), ids=_ids(SHAPES))
-def test_train_eval_backward(rng, i):
+def test_train_eval_backward(device, rng, i):
     check(rng, SHAPES[i], *HYPER[i % len(HYPER)])
 
 
-def test_paper_shape(rng):
+def test_paper_shape(device, rng):
     check(rng, PAPER, 1e-5, 0.1)
 
 
-def test_defaults_and_accumulation(rng):
+def test_defaults_and_accumulation(device, rng):
     x, sc, gamma, beta, rm, rv = make(rng, (4, 5, 3, 3))
     rm2, rv2 = rm.copy(), rv.copy()
     y, m, s = map(nat, native.residual_forward_train(x, sc, gamma, beta, rm, rv))
@@ -94,7 +93,7 @@ def test_defaults_and_accumulation(rng):
     assert_close(db, 2 * rdb, "residual", "2 dbeta")
 
 
-def test_deterministic_and_thread_count_independent(rng):
+def test_deterministic_and_thread_count_independent(device, rng):
     x, sc, gamma, beta, rm, rv = make(rng, (8, 16, 24, 24))
     dy = randn(rng, *x.shape, scale=pow2_scale(8 * 24 * 24))
 

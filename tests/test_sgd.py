@@ -6,9 +6,8 @@ BN scale, one big enough for the kernel's threads), updated in place.
 import numpy as np
 import pytest
 
-import tfe.reference as ref
+from devices import native, ref
 from helpers import noncontig, num_threads, raises, randn, readonly
-from tfe import _native as native
 from tolerances import assert_close
 
 pytestmark = pytest.mark.numerics  # re-run on every lower kernel level: tests/test_kernel_levels.py
@@ -32,7 +31,7 @@ def _ids():
 
 
 @pytest.mark.parametrize("hyper", HYPER, ids=_ids())
-def test_steps_match_reference(rng, hyper):
+def test_steps_match_reference(device, rng, hyper):
     lr, mom, wd, nesterov = hyper
     p_n = [randn(rng, *s) for s in SIZES]
     p_r = [p.copy() for p in p_n]
@@ -50,7 +49,7 @@ def test_steps_match_reference(rng, hyper):
             assert_close(b_n[j], b_r[j], "sgd", f"buf {j} step {step}")
 
 
-def test_momentum_zero_ignores_buffers(rng):
+def test_momentum_zero_ignores_buffers(device, rng):
     p = randn(rng, 5, 13)
     g = randn(rng, 5, 13)
     buf = np.full((5, 13), 7.0, np.float32)
@@ -64,11 +63,11 @@ def test_momentum_zero_ignores_buffers(rng):
     assert_close(p, p_r, "sgd", "param, defaults")
 
 
-def test_empty_list_is_a_no_op():
+def test_empty_list_is_a_no_op(device):
     assert native.sgd_step([], [], None, 0.1, 0.9, 0.0, False) is None
 
 
-def test_thread_count_independent(rng):
+def test_thread_count_independent(device, rng):
     shapes = [(256, 300), (7,)]
     res = []
     for t in (1, 2):

@@ -7,10 +7,9 @@ argument validation.
 import numpy as np
 import pytest
 
-import tfe.reference as ref
+from devices import native, ref
 from helpers import (bn_dx_unit, nat, noncontig, num_threads, pow2_scale, raises, randn, readonly,
                      uniform)
-from tfe import _native as native
 from tolerances import assert_close
 
 pytestmark = pytest.mark.numerics  # re-run on every lower kernel level: tests/test_kernel_levels.py
@@ -70,11 +69,11 @@ def check(rng, case, eps, mom):
 
 
 @pytest.mark.parametrize("i", range(len(CASES)), ids=_ids())
-def test_train_eval_backward(rng, i):
+def test_train_eval_backward(device, rng, i):
     check(rng, CASES[i], *HYPER[i % len(HYPER)])
 
 
-def test_defaults_and_accumulation(rng):
+def test_defaults_and_accumulation(device, rng):
     zi, ze, gamma, beta, rm, rv, w, b = make(rng, 6, 5, 3, 4)
     rm2, rv2 = rm.copy(), rv.copy()
     lg, z, m, s = map(nat, native.tfe_head_forward_train(zi, ze, gamma, beta, rm, rv, w, b))
@@ -99,7 +98,7 @@ def test_defaults_and_accumulation(rng):
         assert_close(a, 2 * r, "tfe_head", "2 " + name)
 
 
-def test_deterministic_and_thread_count_independent(rng):
+def test_deterministic_and_thread_count_independent(device, rng):
     zi, ze, gamma, beta, rm, rv, w, b = make(rng, 256, 160, 64, 8)
     dl = randn(rng, 256, 8, scale=pow2_scale(256))
 

@@ -5,39 +5,26 @@ in tfe._native. Functions work in the dtype of their inputs (float32 in, float32
 on NumPy or CuPy arrays (see get_array_module). Inputs are never modified, except the
 running statistics of the training-mode batch-norm forwards and sgd_step's params and
 momentum buffers, which are specified as in place.
-"""
-from .add import add_forward
-from .batchnorm import batchnorm_backward, batchnorm_forward_eval, batchnorm_forward_train
-from .concat import concat_backward, concat_forward
-from .conv2d import conv2d_backward, conv2d_forward
-from .cosine_loss import cosine_loss_backward, cosine_loss_forward
-from .cross_entropy import (cross_entropy_backward, cross_entropy_forward,
-                            cross_entropy_soft_backward, cross_entropy_soft_forward)
-from .dropout import dropout_backward, dropout_forward, dropout_uniform
-from .gap import gap_backward, gap_forward
-from .linear import linear_backward, linear_forward
-from .maxpool import maxpool2d_backward, maxpool2d_forward
-from .relu import relu_backward, relu_forward
-from .residual import residual_backward, residual_forward_eval, residual_forward_train
-from .sgd import sgd_step
-from .tfe_head import tfe_head_backward, tfe_head_forward_eval, tfe_head_forward_train
-from .xp import get_array_module
 
-__all__ = [
-    "get_array_module",
-    "conv2d_forward", "conv2d_backward",
-    "batchnorm_forward_train", "batchnorm_forward_eval", "batchnorm_backward",
-    "relu_forward", "relu_backward",
-    "add_forward",
-    "maxpool2d_forward", "maxpool2d_backward",
-    "gap_forward", "gap_backward",
-    "linear_forward", "linear_backward",
-    "dropout_uniform", "dropout_forward", "dropout_backward",
-    "concat_forward", "concat_backward",
-    "cosine_loss_forward", "cosine_loss_backward",
-    "cross_entropy_forward", "cross_entropy_backward",
-    "cross_entropy_soft_forward", "cross_entropy_soft_backward",
-    "sgd_step",
-    "residual_forward_train", "residual_forward_eval", "residual_backward",
-    "tfe_head_forward_train", "tfe_head_forward_eval", "tfe_head_backward",
-]
+One module per op family (<op>.py: <op>_forward, <op>_backward, ...); its public functions
+are the ops, and all of them are exported here, so a new op needs no list to be edited
+(xp.py's get_array_module is the one helper). tests/test_devices.py checks that every
+native op (tfe._native.ops()) has its reference.
+"""
+import importlib
+import inspect
+import pkgutil
+
+
+def _export_ops():
+    names = []
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name):
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        for name, fn in inspect.getmembers(module, inspect.isfunction):
+            if fn.__module__ == module.__name__ and not name.startswith("_"):
+                globals()[name] = fn
+                names.append(name)
+    return names
+
+
+__all__ = _export_ops()
