@@ -292,3 +292,78 @@ def test_extreme_hyper_parameters_fail_cleanly(which, stride, pad):
     r = run_child(_EXTREME_CHILD, which, stride, pad, timeout=90)
     assert r.returncode == 0, (f"conv2d_{which}(x[1,1,4,4], w[1,1,2,2], stride={stride}, "
                                f"pad={pad}): exit code {r.returncode}\n{r.stdout}\n{r.stderr}")
+
+
+# ---- Winograd F(2x2, 3x3) for the 3x3 stride-1 pad-1 layers (csrc/cpu/winograd_train.cpp) ----
+# TFE_CONV_WINOGRAD (read on every call): "0" direct only, "1" Winograd for every 3x3 stride-1
+# pad-1 forward and input gradient, unset: where it was measured to pay.
+
+# Odd, non-square maps (partial tiles on both sides), runs of more than 16 tiles in a tile row
+# (the AVX-512 transforms' vector width), panels that span images, 1-row and 1-column maps.
+WINO = [(3, 5, 9, 11, 7), (2, 3, 7, 37, 4), (5, 13, 6, 5, 3), (1, 2, 1, 9, 3), (2, 4, 13, 1, 5),
+        (4, 16, 12, 12, 16)]
+
+
+def _wino_ids(cases):
+    return ["N{}C{}H{}W{}K{}".format(*c) for c in cases]
+
+
+def _fwd_dx(x, w, b, dy, env, monkeypatch):
+    monkeypatch.setenv("TFE_CONV_WINOGRAD", env)
+    y = nat(native.conv2d_forward(x, w, b, 1, 1)).copy()
+    dx, dw, db = (nat(t).copy() for t in native.conv2d_backward(dy, x, w, 1, 1))
+    return y, dx, dw, db
+
+
+@pytest.mark.parametrize("case", WINO, ids=_wino_ids(WINO))
+def test_winograd_matches_float64(rng, case, monkeypatch):
+    """Forward and input gradient by Winograd: per-op tolerance against the float32
+    reference, and normwise as accurate against float64 as the float32 reference (within
+    tests/float64_oracle.py's factor)."""
+    from float64_oracle import assert_as_accurate_as_float32
+
+    N, C, H, W, K = case
+    x, w, b, dy, g = make(rng, (N, C, H, W, K, 3, 1, 1, True))
+    y, dx, _, _ = _fwd_dx(x, w, b, dy, "1", monkeypatch)
+    d = np.float64
+    y64 = ref.conv2d_forward(x.astype(d), w.astype(d), b.astype(d), 1, 1)
+    dx64 = ref.conv2d_backward(dy.astype(d), x.astype(d), w.astype(d), 1, 1)[0]
+    y32 = ref.conv2d_forward(x, w, b, 1, 1)
+    dx32 = ref.conv2d_backward(dy, x, w, 1, 1)[0]
+    assert_close(y, y32, "conv2d", "winograd y")
+    assert_close(dx / g, dx32 / g, "conv2d", "winograd dx")
+    assert_as_accurate_as_float32({"y": y, "dx": dx}, {"y": y32, "dx": dx32},
+                                  {"y": y64, "dx": dx64}, "winograd conv2d")
+
+
+def test_winograd_path_is_taken_for_3x3_stride1_pad1_only(rng, monkeypatch):
+    """TFE_CONV_WINOGRAD=1 changes the bits of y and dx (another algorithm) of a 3x3 stride-1
+    pad-1 convolution but not dw, db (direct in both); other shapes never change."""
+    x, w, b, dy, _ = make(rng, (3, 5, 9, 11, 7, 3, 1, 1, True))
+    direct = _fwd_dx(x, w, b, dy, "0", monkeypatch)
+    wino = _fwd_dx(x, w, b, dy, "1", monkeypatch)
+    for name, a, c in zip(("y", "dx", "dw", "db"), direct, wino):
+        assert np.array_equal(a, c) == (name in ("dw", "db")), name
+    for case in [(3, 5, 9, 11, 7, 3, 2, 1, True), (3, 5, 9, 11, 7, 3, 1, 0, True),
+                 (3, 5, 9, 11, 7, 3, 1, 2, True), (3, 5, 9, 11, 7, 1, 1, 1, True)]:
+        x, w, b, dy, _ = make(rng, case)
+        s, p = case[6], case[7]
+        for env in ("0", "1"):
+            monkeypatch.setenv("TFE_CONV_WINOGRAD", env)
+            got = [nat(native.conv2d_forward(x, w, b, s, p)).copy()]
+            got += [nat(t).copy() for t in native.conv2d_backward(dy, x, w, s, p)]
+            if env == "0":
+                first = got
+        for a, c in zip(first, got):
+            np.testing.assert_array_equal(a, c)
+
+
+def test_winograd_bits_do_not_depend_on_threads(rng, monkeypatch):
+    x, w, b, dy, _ = make(rng, (5, 13, 20, 18, 16, 3, 1, 1, True))
+    runs = []
+    for t in (1, 2, 3):
+        with num_threads(t):
+            runs.append(_fwd_dx(x, w, b, dy, "1", monkeypatch))
+    for other in runs[1:]:
+        for a, c in zip(runs[0], other):
+            np.testing.assert_array_equal(a, c)

@@ -28,13 +28,19 @@ EMU = ROOT / "tests" / "cuda_emulation"
 CSRC = ROOT / "csrc"
 
 # The CPU kernels the driver compares against, and what they need to link.
-CPU_SOURCES = ["add", "batchnorm", "concat", "conv2d", "cross_entropy", "dropout", "gap", "gemm",
-               "gemm_avx2", "gemm_avx512", "linear", "maxpool", "relu", "residual", "sgd",
-               "tfe_head", "threads"]
-# Per-file flags of the real build (CMakeLists.txt): the SIMD GEMM kernels are compiled for
-# their instruction set and picked at run time by gemm.cpp from what the CPU supports.
-CPU_FLAGS = {"gemm_avx2": ["-mavx2", "-mfma"],
-             "gemm_avx512": ["-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl", "-mfma"]}
+# (conv2d's 3x3 stride-1 layers run the training Winograd, which packs its weights with the
+# inference Winograd's winograd_pack.)
+CPU_SOURCES = ["add", "batchnorm", "concat", "conv2d", "conv_infer", "conv_infer_avx512",
+               "cross_entropy", "dropout", "gap", "gemm", "gemm_avx2", "gemm_avx512", "linear",
+               "maxpool", "relu", "residual", "sgd", "tfe_head", "threads", "winograd",
+               "winograd_avx2", "winograd_avx512", "winograd_train", "winograd_train_avx2",
+               "winograd_train_avx512"]
+# Per-file flags of the real build (CMakeLists.txt): the SIMD files (name suffix) are compiled
+# for their instruction set and picked at run time from what the CPU supports.
+_ISA_FLAGS = {"avx2": ["-mavx2", "-mfma"],
+              "avx512": ["-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl", "-mfma"]}
+CPU_FLAGS = {name: _ISA_FLAGS[name.rsplit("_", 1)[1]] for name in CPU_SOURCES
+             if name.endswith(("_avx2", "_avx512"))}
 # Every kernel source; runtime.cu (the real allocator and stream) is replaced by
 # runtime_emu.cpp.
 CUDA_SOURCES = ["add", "batchnorm", "concat", "conv2d", "cross_entropy", "dropout", "gap",

@@ -1,0 +1,107 @@
+// Winograd F(2x2, 3x3) for the 3x3 stride-1 pad-1 convolutions of training (conv2d.cpp):
+// the forward y[N, K] = conv3x3(x[N, C], w) + b and the input gradient
+// dx[N, C] = conv3x3(dy[N, K], w') with w'[c, o] = w[o, c] rotated by 180 degrees (the same
+// forward, see conv2d.cpp's header). 2.25 times fewer multiplications than the direct
+// implicit GEMM, which already runs near the FMA limit.
+//
+// Method, as the inference convolution (winograd.cpp), on dense NCHW batches:
+//   * weights: U = G g G^T per (output, input) channel pair, computed in double and rounded
+//     to float by winograd_pack, packed as 16 [M x D] A-operands of the GEMM micro-kernel;
+//   * the batch's 2x2 output tiles are numbered across images (winograd_train_internal.h)
+//     and cut into panels of nr tiles (nr = the micro-kernel's width: 48 with AVX-512, so a
+//     12x12 map's 36 tiles do not leave a third of the register tile empty);
+//   * per panel: the input transform writes V = B^T d B as 16 [D x nr] blocks straight in the
+//     micro-kernel's packed-B layout, 16 x ceil(M / MR) micro-kernel calls of depth D give
+//     the 16 products M = U V, and the output transform A^T M A adds the bias and stores the
+//     outputs that lie inside the map. The panel's V and M (16 (D + M) nr floats, 384 KiB at
+//     D = M = 64) stay in L2 between the three phases.
+//
+// Accuracy: the transforms have entries 0, +-1, +-1/2 (G, in double), so the float32 result
+// differs from the direct convolution by a few ulps of the terms' magnitude (measured against
+// float64 in tests/test_conv2d.py).
+//
+// Threads: each output is computed by exactly one panel (one transform, one fixed sequence of
+// micro-kernel calls), and no panel reads another's results, so splitting the panels over
+// threads in any way gives the same bits. Which path (Winograd or direct) a convolution
+// takes depends on its shapes and the environment only.
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+
+#include "gemm_internal.h"
+#include "kernels.h"
+#include "winograd_train_internal.h"
+#include "winograd_train_transforms.h"
+
+namespace tfe::cpu::detail {
+namespace {
+
+thread_local Scratch tls_v, tls_m, tls_up_fwd, tls_up_dx, tls_wflip;
+
+const WinogradTrainTransforms& transforms(const KernelInfo& kr) {
+  static const WinogradTrainTransforms portable = {wt_input_panel, wt_output_panel};
+  if (std::strcmp(kr.name, "avx512") == 0) return kWinogradTrainAvx512;
+  if (std::strcmp(kr.name, "avx2") == 0) return kWinogradTrainAvx2;
+  return portable;
+}
+
+}  // namespace
+
+bool winograd_train_applies(int C, int K, int H, int W, int k, int stride, int pad) {
+  if (k != 3 || stride != 1 || pad != 1) return false;
+  const char* e = std::getenv("TFE_CONV_WINOGRAD");
+  if (e && std::strcmp(e, "0") == 0) return false;
+  if (e && std::strcmp(e, "1") == 0) return true;
+  return true;
+}
+
+const float* winograd_train_pack(const float* w, int K, int C, bool transpose_flip) {
+  if (!transpose_flip) {
+    float* up = tls_up_fwd.get(winograd_packed_size(K, C));
+    winograd_pack(up, w, K, C);
+    return up;
+  }
+  float* wf = tls_wflip.get((long)C * K * 9);
+  for (int c = 0; c < C; ++c)
+    for (int o = 0; o < K; ++o)
+      for (int t = 0; t < 9; ++t) wf[((long)c * K + o) * 9 + t] = w[((long)o * C + c) * 9 + 8 - t];
+  float* up = tls_up_dx.get(winograd_packed_size(C, K));
+  winograd_pack(up, wf, C, K);
+  return up;
+}
+
+int winograd_train_panels(int N, int H, int W) {
+  const long tiles = (long)N * ((H + 1) / 2) * ((W + 1) / 2);
+  const int nr = active_kernel().nr;
+  return (int)((tiles + nr - 1) / nr);
+}
+
+void winograd_train_run(float* y, const float* x, const float* up, const float* bias, int N,
+                        int D, int M, int H, int W, int p0, int p1) {
+  const KernelInfo& kr = active_kernel();
+  const WinogradTrainTransforms& tf = transforms(kr);
+  const int MR = kr.mr, nr = kr.nr;
+  const int ntiles = N * ((H + 1) / 2) * ((W + 1) / 2);
+  const long per = conv_infer_packed_size(M, D);
+  // The 16 transform positions one cache line more apart than their blocks' size (at D or
+  // M = 64 the blocks are 12 KiB, a multiple of 4 KiB: 16 streams into one L1 set).
+  const long vstep = (long)D * nr + 16, mstep = (long)M * nr + 16;
+  float* v = tls_v.get(16 * vstep);
+  float* m = tls_m.get(16 * mstep);
+  for (int panel = p0; panel < p1; ++panel) {
+    const int g0 = panel * nr, g1 = std::min(g0 + nr, ntiles);
+    tf.input(v, x, D, H, W, g0, g1, nr, vstep);
+    if (g1 - g0 < nr)  // the micro-kernel computes all nr columns: keep the unused ones finite
+      for (int p = 0; p < 16; ++p)
+        for (int c = 0; c < D; ++c)
+          std::fill(v + p * vstep + (long)c * nr + (g1 - g0), v + p * vstep + (long)(c + 1) * nr,
+                    0.0f);
+    for (int p = 0; p < 16; ++p)
+      for (int i0 = 0; i0 < M; i0 += MR)
+        kr.ukr(D, up + p * per + (long)i0 * D, v + p * vstep, m + p * mstep + (long)i0 * nr, nr,
+               0.0f, std::min(MR, M - i0), nr);
+    tf.output(y, m, bias, M, H, W, g0, g1, nr, mstep);
+  }
+}
+
+}  // namespace tfe::cpu::detail
