@@ -30,6 +30,7 @@
 
 #include "gemm_internal.h"
 #include "kernels.h"
+#include "winograd_internal.h"
 #include "winograd_train_internal.h"
 #include "winograd_train_transforms.h"
 
@@ -80,7 +81,7 @@ void winograd_train_run(float* y, const float* x, const float* up, const float* 
                         int D, int M, int H, int W, int p0, int p1) {
   const KernelInfo& kr = active_kernel();
   const WinogradTrainTransforms& tf = transforms(kr);
-  const int MR = kr.mr, nr = kr.nr;
+  const int nr = kr.nr;
   const int ntiles = N * ((H + 1) / 2) * ((W + 1) / 2);
   const long per = conv_infer_packed_size(M, D);
   // The 16 transform positions one cache line more apart than their blocks' size (at D or
@@ -91,15 +92,7 @@ void winograd_train_run(float* y, const float* x, const float* up, const float* 
   for (int panel = p0; panel < p1; ++panel) {
     const int g0 = panel * nr, g1 = std::min(g0 + nr, ntiles);
     tf.input(v, x, D, H, W, g0, g1, nr, vstep);
-    if (g1 - g0 < nr)  // the micro-kernel computes all nr columns: keep the unused ones finite
-      for (int p = 0; p < 16; ++p)
-        for (int c = 0; c < D; ++c)
-          std::fill(v + p * vstep + (long)c * nr + (g1 - g0), v + p * vstep + (long)(c + 1) * nr,
-                    0.0f);
-    for (int p = 0; p < 16; ++p)
-      for (int i0 = 0; i0 < M; i0 += MR)
-        kr.ukr(D, up + p * per + (long)i0 * D, v + p * vstep, m + p * mstep + (long)i0 * nr, nr,
-               0.0f, std::min(MR, M - i0), nr);
+    winograd_panel_products(kr, up, per, v, vstep, m, mstep, D, M, g1 - g0, 0, M);
     tf.output(y, m, bias, M, H, W, g0, g1, nr, mstep);
   }
 }

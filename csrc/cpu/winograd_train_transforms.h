@@ -7,28 +7,25 @@
 //
 // Per run of tiles (one tile row of one image): the 4 input rows under the run are copied
 // with their zero padding into a small buffer (the maps are dense, without a border), then
-// transformed exactly as in winograd_transforms.h; the output rows are assembled in a
-// buffer and stored clipped to the map.
+// transformed by the inference convolution's run transforms (winograd_transforms.h); the
+// output rows are assembled in a buffer and stored clipped to the map.
 #pragma once
+
+#include "winograd_transforms.h"
 
 namespace {
 
-constexpr int kWtMaxNr = 64;                 // panel width bound (every kernel's nr <= 48)
-constexpr int kWtMaxW = 2 * kWtMaxNr + 2;    // input columns under one run of tiles
-
-inline int wt_min(int a, int b) { return a < b ? a : b; }
-
-void wt_input_panel(float* __restrict v, const float* __restrict x, int C, int H, int W,
+inline void wt_input_panel(float* __restrict v, const float* __restrict x, int C, int H, int W,
                     int g0, int g1, int nr, long vstep) {
-  alignas(64) float buf[4][kWtMaxW];
-  alignas(64) float d[4][kWtMaxW];
+  alignas(64) float buf[4][kWinoMaxW];
+  alignas(64) float d[4][kWinoMaxW];
   const int th = (H + 1) / 2, tw = (W + 1) / 2, per_img = th * tw;
   const long plane = (long)H * W;
   for (int g = g0; g < g1;) {
     const int n = g / per_img, gi = g - n * per_img, ti = gi / tw, tja = gi - ti * tw;
-    const int cnt = wt_min(tw - tja, g1 - g), w = 2 * cnt + 2, col0 = 2 * tja - 1;
+    const int cnt = wino_min(tw - tja, g1 - g), w = 2 * cnt + 2, col0 = 2 * tja - 1;
     // Columns q of the buffer that lie inside the map: [qlo, qhi).
-    const int qlo = col0 < 0 ? -col0 : 0, qhi = wt_min(w, W - col0);
+    const int qlo = col0 < 0 ? -col0 : 0, qhi = wino_min(w, W - col0);
     const int j0 = g - g0;
     for (int c = 0; c < C; ++c) {
       const float* xc = x + ((long)n * C + c) * plane;
@@ -44,63 +41,26 @@ void wt_input_panel(float* __restrict v, const float* __restrict x, int C, int H
         for (int q = qlo; q < qhi; ++q) b[q] = src[q];
         for (int q = qhi; q < w; ++q) b[q] = 0.0f;
       }
-      // Rows of B^T d.
-      const float *r0 = buf[0], *r1 = buf[1], *r2 = buf[2], *r3 = buf[3];
-      float *d0 = d[0], *d1 = d[1], *d2 = d[2], *d3 = d[3];
-      for (int q = 0; q < w; ++q) {
-        d0[q] = r0[q] - r2[q];
-        d1[q] = r1[q] + r2[q];
-        d2[q] = r2[q] - r1[q];
-        d3[q] = r1[q] - r3[q];
-      }
-      // Columns: (B^T d) B, tile j of the run at buffer columns 2j .. 2j+3.
-      for (int i = 0; i < 4; ++i) {
-        const float* e = d[i];
-        float* o0 = v + (4 * i + 0) * vstep + (long)c * nr + j0;
-        float* o1 = v + (4 * i + 1) * vstep + (long)c * nr + j0;
-        float* o2 = v + (4 * i + 2) * vstep + (long)c * nr + j0;
-        float* o3 = v + (4 * i + 3) * vstep + (long)c * nr + j0;
-        for (int j = 0; j < cnt; ++j) {
-          const float a0 = e[2 * j], a1 = e[2 * j + 1], a2 = e[2 * j + 2], a3 = e[2 * j + 3];
-          o0[j] = a0 - a2;
-          o1[j] = a1 + a2;
-          o2[j] = a2 - a1;
-          o3[j] = a1 - a3;
-        }
-      }
+      const float* rows[4] = {buf[0], buf[1], buf[2], buf[3]};
+      wino_input_run(v + (long)c * nr + j0, vstep, rows, w, cnt, d);
     }
     g += cnt;
   }
 }
 
-void wt_output_panel(float* __restrict y, const float* __restrict m,
+inline void wt_output_panel(float* __restrict y, const float* __restrict m,
                      const float* __restrict bias, int K, int H, int W, int g0, int g1, int nr,
                      long mstep) {
-  alignas(64) float o[2][kWtMaxW];
+  alignas(64) float o[2][kWinoMaxW];
   const int th = (H + 1) / 2, tw = (W + 1) / 2, per_img = th * tw;
   const long plane = (long)H * W;
   for (int g = g0; g < g1;) {
     const int n = g / per_img, gi = g - n * per_img, ti = gi / tw, tja = gi - ti * tw;
-    const int cnt = wt_min(tw - tja, g1 - g);
-    const int ow0 = 2 * tja, nout = wt_min(2 * cnt, W - ow0);
+    const int cnt = wino_min(tw - tja, g1 - g);
+    const int ow0 = 2 * tja, nout = wino_min(2 * cnt, W - ow0);
     for (int k = 0; k < K; ++k) {
       const float b = bias ? bias[k] : 0.0f;
-      const float* mk = m + (long)k * nr + (g - g0);
-      const long step = mstep;  // from transform position p to p + 1
-      float *o0 = o[0], *o1 = o[1];
-      for (int j = 0; j < cnt; ++j) {
-        float t0[4], t1[4];
-        for (int s = 0; s < 4; ++s) {
-          const float m0 = mk[(0 + s) * step + j], m1 = mk[(4 + s) * step + j],
-                      m2 = mk[(8 + s) * step + j], m3 = mk[(12 + s) * step + j];
-          t0[s] = m0 + m1 + m2;
-          t1[s] = m1 - m2 - m3;
-        }
-        o0[2 * j] = b + (t0[0] + t0[1] + t0[2]);
-        o0[2 * j + 1] = b + (t0[1] - t0[2] - t0[3]);
-        o1[2 * j] = b + (t1[0] + t1[1] + t1[2]);
-        o1[2 * j + 1] = b + (t1[1] - t1[2] - t1[3]);
-      }
+      wino_output_run(o, m + (long)k * nr + (g - g0), mstep, cnt, b);
       float* yk = y + ((long)n * K + k) * plane + ow0;
       for (int a = 0; a < 2; ++a) {
         const int oh = 2 * ti + a;
