@@ -358,6 +358,21 @@ def test_winograd_path_is_taken_for_3x3_stride1_pad1_only(rng, monkeypatch):
             np.testing.assert_array_equal(a, c)
 
 
+@pytest.mark.parametrize("channels,default", [(16, "0"), (31, "0"), (32, "1"), (64, "1")])
+def test_winograd_default_dispatch(rng, monkeypatch, channels, default):
+    """Unset, Winograd from 32 input and output channels on (where it was measured to pay):
+    the default gives the bits of the path it names."""
+    x, w, b, dy, _ = make(rng, (2, channels, 6, 5, channels, 3, 1, 1, True))
+    paths = {env: _fwd_dx(x, w, b, dy, env, monkeypatch) for env in ("0", "1")}
+    assert not np.array_equal(paths["0"][0], paths["1"][0])  # the bits tell the paths apart
+    forced = paths[default]
+    monkeypatch.delenv("TFE_CONV_WINOGRAD")
+    y = nat(native.conv2d_forward(x, w, b, 1, 1))
+    dx = nat(native.conv2d_backward(dy, x, w, 1, 1)[0])
+    np.testing.assert_array_equal(y, forced[0])
+    np.testing.assert_array_equal(dx, forced[1])
+
+
 def test_winograd_bits_do_not_depend_on_threads(rng, monkeypatch):
     x, w, b, dy, _ = make(rng, (5, 13, 20, 18, 16, 3, 1, 1, True))
     runs = []
