@@ -296,7 +296,7 @@ def test_extreme_hyper_parameters_fail_cleanly(which, stride, pad):
 
 # ---- Winograd F(2x2, 3x3) for the 3x3 stride-1 pad-1 layers (csrc/cpu/winograd_train.cpp) ----
 # TFE_CONV_WINOGRAD (read on every call): "0" direct only, "1" Winograd for every 3x3 stride-1
-# pad-1 forward and input gradient, unset: where it was measured to pay.
+# pad-1 forward, input and weight gradient, unset: where it was measured to pay.
 
 # Odd, non-square maps (partial tiles on both sides), runs of more than 16 tiles in a tile row
 # (the AVX-512 transforms' vector width), panels that span images, 1-row and 1-column maps.
@@ -317,33 +317,34 @@ def _fwd_dx(x, w, b, dy, env, monkeypatch):
 
 @pytest.mark.parametrize("case", WINO, ids=_wino_ids(WINO))
 def test_winograd_matches_float64(rng, case, monkeypatch):
-    """Forward and input gradient by Winograd: per-op tolerance against the float32
+    """Forward, input and weight gradient by Winograd: per-op tolerance against the float32
     reference, and normwise as accurate against float64 as the float32 reference (within
     tests/float64_oracle.py's factor)."""
     from float64_oracle import assert_as_accurate_as_float32
 
     N, C, H, W, K = case
     x, w, b, dy, g = make(rng, (N, C, H, W, K, 3, 1, 1, True))
-    y, dx, _, _ = _fwd_dx(x, w, b, dy, "1", monkeypatch)
+    y, dx, dw, _ = _fwd_dx(x, w, b, dy, "1", monkeypatch)
     d = np.float64
     y64 = ref.conv2d_forward(x.astype(d), w.astype(d), b.astype(d), 1, 1)
-    dx64 = ref.conv2d_backward(dy.astype(d), x.astype(d), w.astype(d), 1, 1)[0]
+    dx64, dw64, _ = ref.conv2d_backward(dy.astype(d), x.astype(d), w.astype(d), 1, 1)
     y32 = ref.conv2d_forward(x, w, b, 1, 1)
-    dx32 = ref.conv2d_backward(dy, x, w, 1, 1)[0]
+    dx32, dw32, _ = ref.conv2d_backward(dy, x, w, 1, 1)
     assert_close(y, y32, "conv2d", "winograd y")
     assert_close(dx / g, dx32 / g, "conv2d", "winograd dx")
-    assert_as_accurate_as_float32({"y": y, "dx": dx}, {"y": y32, "dx": dx32},
-                                  {"y": y64, "dx": dx64}, "winograd conv2d")
+    assert_close(dw, dw32, "conv2d", "winograd dw")
+    assert_as_accurate_as_float32({"y": y, "dx": dx, "dw": dw}, {"y": y32, "dx": dx32, "dw": dw32},
+                                  {"y": y64, "dx": dx64, "dw": dw64}, "winograd conv2d")
 
 
 def test_winograd_path_is_taken_for_3x3_stride1_pad1_only(rng, monkeypatch):
-    """TFE_CONV_WINOGRAD=1 changes the bits of y and dx (another algorithm) of a 3x3 stride-1
-    pad-1 convolution but not dw, db (direct in both); other shapes never change."""
+    """TFE_CONV_WINOGRAD=1 changes the bits of y, dx and dw (another algorithm) of a 3x3
+    stride-1 pad-1 convolution but not db (a plain sum in both); other shapes never change."""
     x, w, b, dy, _ = make(rng, (3, 5, 9, 11, 7, 3, 1, 1, True))
     direct = _fwd_dx(x, w, b, dy, "0", monkeypatch)
     wino = _fwd_dx(x, w, b, dy, "1", monkeypatch)
     for name, a, c in zip(("y", "dx", "dw", "db"), direct, wino):
-        assert np.array_equal(a, c) == (name in ("dw", "db")), name
+        assert np.array_equal(a, c) == (name == "db"), name
     for case in [(3, 5, 9, 11, 7, 3, 2, 1, True), (3, 5, 9, 11, 7, 3, 1, 0, True),
                  (3, 5, 9, 11, 7, 3, 1, 2, True), (3, 5, 9, 11, 7, 1, 1, 1, True)]:
         x, w, b, dy, _ = make(rng, case)
@@ -368,9 +369,10 @@ def test_winograd_default_dispatch(rng, monkeypatch, channels, default):
     forced = paths[default]
     monkeypatch.delenv("TFE_CONV_WINOGRAD")
     y = nat(native.conv2d_forward(x, w, b, 1, 1))
-    dx = nat(native.conv2d_backward(dy, x, w, 1, 1)[0])
+    dx, dw = (nat(t) for t in native.conv2d_backward(dy, x, w, 1, 1)[:2])
     np.testing.assert_array_equal(y, forced[0])
     np.testing.assert_array_equal(dx, forced[1])
+    np.testing.assert_array_equal(dw, forced[2])
 
 
 def test_winograd_bits_do_not_depend_on_threads(rng, monkeypatch):

@@ -24,8 +24,8 @@
 //     k-1-pad, so it reuses the forward path. Stride > 1: by output phase (StridedDx).
 // Weights are packed once per call (MR-row panels), not per image.
 // 3x3 stride-1 pad-1 convolutions take Winograd F(2x2, 3x3) instead, for the forward and the
-// input gradient (winograd_train.cpp: 2.25x fewer multiplications; where it pays, and
-// TFE_CONV_WINOGRAD=0|1 to force either path); the weight gradient stays the dot kernel here.
+// input gradient and the weight gradient (winograd_train.cpp: 2.25x fewer multiplications;
+// where it pays, and TFE_CONV_WINOGRAD=0|1 to force either path).
 //
 // Threads: forward and dx are split over groups of images (or, with fewer images than
 // threads in the forward, over the pixel tiles of each image); every output element is
@@ -404,7 +404,7 @@ int dw_slots(int ngroups) {
 // Per-thread working buffers.
 thread_local Scratch tls_xph, tls_yext, tls_dyext, tls_dyph, tls_dxext;
 // Per-call buffers owned by the calling thread and shared (read-only or partitioned) by the team.
-thread_local Scratch tls_wpack, tls_wtpack, tls_wt, tls_part, tls_sh_x, tls_sh_y;
+thread_local Scratch tls_wpack, tls_wtpack, tls_wt, tls_part, tls_wino_part, tls_sh_x, tls_sh_y;
 thread_local std::vector<float> tls_wtmp;
 
 // One group of `gact` images on the calling thread: copy src into the padded/phase layout,
@@ -485,10 +485,20 @@ void conv2d_forward(float* y, const float* x, const float* w, const float* b, in
   }
 }
 
-void conv2d_backward(float* dx, float* dw, float* db, const float* dy, const float* x,
+void conv2d_backward(float* dx, float* dw_out, float* db, const float* dy, const float* x,
                      const float* w, int N, int C, int H, int W, int K, int k, int stride,
                      int pad) {
   const KernelInfo& kr = detail::active_kernel();
+  // Weight gradient by Winograd (3x3, stride 1, pad 1: winograd_train.cpp), or below by the
+  // dot kernel (dw: the direct path's target, null when Winograd computes it).
+  const bool dw_wino = dw_out && detail::winograd_train_applies(C, K, H, W, k, stride, pad);
+  float* dw = dw_wino ? nullptr : dw_out;
+  detail::WinogradDw wd{};
+  float* wparts = nullptr;
+  if (dw_wino) {
+    wd = detail::winograd_dw_plan(N, C, K, H, W);
+    wparts = tls_wino_part.get(wd.part * wd.slots);
+  }
   const int nt = omp_in_parallel() ? 1 : num_threads();
   const int G = choose_group(N, kDwSlots, C, H, W, k, stride, pad);
   const Implicit g = make_implicit(C, H, W, k, stride, pad, G, kr.nr);
@@ -559,6 +569,11 @@ void conv2d_backward(float* dx, float* dw, float* db, const float* dy, const flo
         }
       }
     }
+    if (dw_wino) {
+#pragma omp for schedule(static) nowait
+      for (int s = 0; s < wd.slots; ++s)
+        detail::winograd_dw_slot(wparts + s * wd.part, wd, x, dy, s);
+    }
     // Input gradient: every panel or group on its own (no reduction).
     if (dx_wino) {
 #pragma omp for schedule(static) nowait
@@ -580,6 +595,12 @@ void conv2d_backward(float* dx, float* dw, float* db, const float* dy, const flo
     }
 #pragma omp barrier
     // (all partials are complete) Reduce them in slot order.
+    if (dw_wino) {
+      const long KC = (long)K * C;
+#pragma omp for schedule(static) nowait
+      for (long e = 0; e < KC; e += 64)
+        detail::winograd_dw_finish(dw_out, wparts, wd, e, std::min(e + 64, KC));
+    }
     if (dw) {
 #pragma omp for schedule(static) nowait
       for (long e = 0; e < (long)K * T; ++e) {

@@ -37,10 +37,11 @@
 namespace tfe::cpu::detail {
 namespace {
 
-thread_local Scratch tls_v, tls_m, tls_up_fwd, tls_up_dx, tls_wflip;
+thread_local Scratch tls_v, tls_m, tls_up_fwd, tls_up_dx, tls_wflip, tls_dv, tls_dq;
 
 const WinogradTrainTransforms& transforms(const KernelInfo& kr) {
-  static const WinogradTrainTransforms portable = {wt_input_panel, wt_output_panel};
+  static const WinogradTrainTransforms portable = {wt_input_panel, wt_output_panel,
+                                                   wt_grad_panel};
   if (std::strcmp(kr.name, "avx512") == 0) return kWinogradTrainAvx512;
   if (std::strcmp(kr.name, "avx2") == 0) return kWinogradTrainAvx2;
   return portable;
@@ -101,6 +102,83 @@ void winograd_train_run(float* y, const float* x, const float* up, const float* 
     tf.input(v, x, D, H, W, g0, g1, nr, vstep);
     winograd_panel_products(kr, up, per, v, vstep, m, mstep, D, M, g1 - g0, 0, M);
     tf.output(y, m, bias, M, H, W, g0, g1, nr, mstep);
+  }
+}
+
+WinogradDw winograd_dw_plan(int N, int C, int K, int H, int W) {
+  WinogradDw d;
+  d.N = N, d.C = C, d.K = K, d.H = H, d.W = W;
+  // Chunks of tiles whose V and Q (16 (C + K) chunk floats) take about 1 MiB, so that both
+  // stay in L2 between the transforms and the dot products; a multiple of 16 (the dot
+  // kernel's length unit), 64 to 1024 tiles.
+  d.chunk = std::max(64, std::min(1024, 16384 / (C + K))) / 16 * 16;
+  const long tiles = (long)N * ((H + 1) / 2) * ((W + 1) / 2);
+  d.nchunks = (int)((tiles + d.chunk - 1) / d.chunk);
+  d.slots = 1;
+  while (2 * d.slots <= std::min(d.nchunks, 16)) d.slots *= 2;
+  d.part = 16L * K * C;
+  return d;
+}
+
+void winograd_dw_slot(float* part, const WinogradDw& d, const float* x, const float* dy, int s) {
+  const KernelInfo& kr = active_kernel();
+  const WinogradTrainTransforms& tf = transforms(kr);
+  const int C = d.C, K = d.K, L = d.chunk, DR = kr.dr, DC = kr.dc;
+  const int ntiles = d.N * ((d.H + 1) / 2) * ((d.W + 1) / 2);
+  // One cache line more than the blocks' size apart (see winograd_train_run).
+  const long vstep = (long)C * L + 16, qstep = (long)K * L + 16;
+  float* v = tls_dv.get(16 * vstep);
+  float* q = tls_dq.get(16 * qstep);
+  std::memset(part, 0, sizeof(float) * d.part);
+  const float* a[8];
+  const float* b[8];
+  float out[64];
+  const int c0 = (int)((long)s * d.nchunks / d.slots), c1 = (int)((long)(s + 1) * d.nchunks / d.slots);
+  for (int ch = c0; ch < c1; ++ch) {
+    const int g0 = ch * L, g1 = std::min(g0 + L, ntiles), n = g1 - g0;
+    tf.input(v, x, C, d.H, d.W, g0, g1, L, vstep);
+    tf.grad(q, dy, K, d.H, d.W, g0, g1, L, qstep);
+    const int len = (n + 15) / 16 * 16;
+    if (n < len)  // the dot kernel runs over whole 16s: zero the tail
+      for (int p = 0; p < 16; ++p) {
+        for (int c = 0; c < C; ++c) std::fill(v + p * vstep + (long)c * L + n, v + p * vstep + (long)c * L + len, 0.0f);
+        for (int k = 0; k < K; ++k) std::fill(q + p * qstep + (long)k * L + n, q + p * qstep + (long)k * L + len, 0.0f);
+      }
+    for (int p = 0; p < 16; ++p) {
+      const float* vp = v + p * vstep;
+      const float* qp = q + p * qstep;
+      float* pp = part + (long)p * K * C;
+      for (int i0 = 0; i0 < K; i0 += DR)
+        for (int j0 = 0; j0 < C; j0 += DC) {
+          for (int ii = 0; ii < DR; ++ii) a[ii] = qp + (long)std::min(i0 + ii, K - 1) * L;
+          for (int jj = 0; jj < DC; ++jj) b[jj] = vp + (long)std::min(j0 + jj, C - 1) * L;
+          kr.dot(len, a, b, out);
+          const int ni = std::min(DR, K - i0), nj = std::min(DC, C - j0);
+          for (int ii = 0; ii < ni; ++ii)
+            for (int jj = 0; jj < nj; ++jj) pp[(long)(i0 + ii) * C + j0 + jj] += out[ii * DC + jj];
+        }
+    }
+  }
+}
+
+void winograd_dw_finish(float* dw, const float* parts, const WinogradDw& d, long e0, long e1) {
+  // dw = G^T dU G, G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1] (winograd_pack's).
+  static const double G[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
+  const long KC = (long)d.K * d.C;
+  for (long e = e0; e < e1; ++e) {
+    double u[16];
+    for (int p = 0; p < 16; ++p) {
+      float sum = parts[p * KC + e];
+      for (int s = 1; s < d.slots; ++s) sum += parts[s * d.part + p * KC + e];
+      u[p] = sum;
+    }
+    for (int a = 0; a < 3; ++a)
+      for (int b = 0; b < 3; ++b) {
+        double t = 0;
+        for (int i = 0; i < 4; ++i)
+          for (int j = 0; j < 4; ++j) t += G[i][a] * u[4 * i + j] * G[j][b];
+        dw[e * 9 + 3 * a + b] += static_cast<float>(t);
+      }
   }
 }
 

@@ -95,6 +95,9 @@ void output_panel(float* y, const float* m, const float* bias, int K, int H, int
 
 }  // namespace
 
-extern const WinogradTrainTransforms kWinogradTrainAvx512 = {input_panel, output_panel};
+// The weight gradient's dy transform: the AVX2 build of the portable loops (a small share of
+// the work; AVX-512 machines have AVX2).
+extern const WinogradTrainTransforms kWinogradTrainAvx512 = {input_panel, output_panel,
+                                                           winograd_train_grad_avx2};
 
 }  // namespace tfe::cpu::detail

@@ -28,10 +28,18 @@ struct WinogradTrainTransforms {
                 long vstep);
   void (*output)(float* y, const float* m, const float* bias, int K, int H, int W, int g0,
                  int g1, int nr, long mstep);
+  //   grad  : q[p * qstep + k * ld + (g - g0)] = (A dY A^T)[p] for the 2 x 2 tile dY of tile g
+  //           in channel k of dy[N][K][H][W] (outputs outside the map: zero), the weight
+  //           gradient's transform of dy (winograd_train.cpp).
+  void (*grad)(float* q, const float* dy, int K, int H, int W, int g0, int g1, int ld,
+               long qstep);
 };
 
 extern const WinogradTrainTransforms kWinogradTrainAvx2;    // winograd_train_avx2.cpp
 extern const WinogradTrainTransforms kWinogradTrainAvx512;  // winograd_train_avx512.cpp
+// The AVX2 build of the grad transform, which the AVX-512 table uses too.
+void winograd_train_grad_avx2(float* q, const float* dy, int K, int H, int W, int g0, int g1,
+                              int ld, long qstep);
 
 // Whether conv2d takes the Winograd path for this convolution (x [N, C, H, W], w [K, C, k, k]):
 // k = 3, stride 1, pad 1, and the environment variable TFE_CONV_WINOGRAD (read on every call,
@@ -54,5 +62,25 @@ int winograd_train_panels(int N, int H, int W);
 // panel in a fixed order, so the result does not depend on how panels are split over threads.
 void winograd_train_run(float* y, const float* x, const float* up, const float* bias, int N,
                         int D, int M, int H, int W, int p0, int p1);
+
+// Weight gradient dw[K, C, 3, 3] += sum over the batch of the 3x3 stride-1 pad-1
+// correlation of dy[N, K, H, W] with x[N, C, H, W], by Winograd:
+//   dw[k, c] += G^T (sum over tiles t of (A dY_t[k] A^T) (.) (B^T d_t[c] B)) G,
+// the transpose of the forward's Y = A^T (sum_c (G g G^T) (.) (B^T d B)) A. The tiles are
+// cut into chunks of `chunk` tiles (from the shapes alone); slot s (of `slots`, a power of
+// two <= 16, also from the shapes) sums a fixed range of chunks into its 16 x K x C partial
+// by the dot-product kernel; the partials are added in slot order and transformed back
+// (in double). So the bits do not depend on how slots are spread over threads.
+struct WinogradDw {
+  int N, C, K, H, W;
+  int chunk, nchunks, slots;
+  long part;  // floats per slot partial: 16 * K * C
+};
+WinogradDw winograd_dw_plan(int N, int C, int K, int H, int W);
+// Slot s's partial part[16][K][C] (assigned) on the calling thread.
+void winograd_dw_slot(float* part, const WinogradDw& d, const float* x, const float* dy, int s);
+// dw[e] += the finished gradient for the (k, c) pairs e in [e0, e1) of K * C, from the slot
+// partials parts[slots][16][K][C].
+void winograd_dw_finish(float* dw, const float* parts, const WinogradDw& d, long e0, long e1);
 
 }  // namespace tfe::cpu::detail

@@ -73,4 +73,56 @@ inline void wt_output_panel(float* __restrict y, const float* __restrict m,
   }
 }
 
+// Weight gradient: Q = A dY A^T of the tiles [g0, g1) of dy[N][K][H][W], with A^T the output
+// transform's [1 1 1 0; 0 1 -1 -1]: q[p * qstep + k * ld + (g - g0)] = Q[p] of tile g in
+// channel k (dY outside the map: zero, those outputs do not exist).
+inline void wt_grad_panel(float* __restrict q, const float* __restrict dy, int K, int H, int W,
+                          int g0, int g1, int ld, long qstep) {
+  alignas(64) float buf[2][kWinoMaxW];
+  alignas(64) float r[4][kWinoMaxW];
+  const int th = (H + 1) / 2, tw = (W + 1) / 2, per_img = th * tw;
+  const long plane = (long)H * W;
+  for (int g = g0; g < g1;) {
+    const int n = g / per_img, gi = g - n * per_img, ti = gi / tw, tja = gi - ti * tw;
+    const int cnt = wino_min(tw - tja, g1 - g), w = 2 * cnt, col0 = 2 * tja;
+    const int qhi = wino_min(w, W - col0);  // buffer columns inside the map
+    const int j0 = g - g0;
+    for (int k = 0; k < K; ++k) {
+      const float* yk = dy + ((long)n * K + k) * plane;
+      for (int a = 0; a < 2; ++a) {
+        const int row = 2 * ti + a;
+        float* b = buf[a];
+        const float* src = yk + (long)row * W + col0;
+        const int hi = row < H ? qhi : 0;
+        for (int c = 0; c < hi; ++c) b[c] = src[c];
+        for (int c = hi; c < w; ++c) b[c] = 0.0f;
+      }
+      // Rows of A dY: y0, y0 + y1, y0 - y1, -y1.
+      for (int c = 0; c < w; ++c) {
+        const float y0 = buf[0][c], y1 = buf[1][c];
+        r[0][c] = y0;
+        r[1][c] = y0 + y1;
+        r[2][c] = y0 - y1;
+        r[3][c] = -y1;
+      }
+      // Columns: (A dY) A^T, tile j at columns 2j, 2j + 1.
+      for (int i = 0; i < 4; ++i) {
+        const float* e = r[i];
+        float* o0 = q + (4 * i + 0) * qstep + (long)k * ld + j0;
+        float* o1 = q + (4 * i + 1) * qstep + (long)k * ld + j0;
+        float* o2 = q + (4 * i + 2) * qstep + (long)k * ld + j0;
+        float* o3 = q + (4 * i + 3) * qstep + (long)k * ld + j0;
+        for (int j = 0; j < cnt; ++j) {
+          const float u0 = e[2 * j], u1 = e[2 * j + 1];
+          o0[j] = u0;
+          o1[j] = u0 + u1;
+          o2[j] = u0 - u1;
+          o3[j] = -u1;
+        }
+      }
+    }
+    g += cnt;
+  }
+}
+
 }  // namespace
