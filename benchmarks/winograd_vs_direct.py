@@ -2,14 +2,14 @@
 """Winograd F(2x2, 3x3) against the direct implicit-GEMM convolution, per ResNet18 3x3
 stride-1 layer, in one process (csrc/cpu/winograd_train.cpp).
 
-Per layer: the forward, the backward (dx as a training step needs it, dw and db
-accumulated; dw is the direct dot kernel in both), and the two together, each timed with
+Per layer: the forward, the backward (dx as a training step needs it, dw accumulated), the
+backward without dx (the weight gradient alone) and forward + backward, each timed with
 TFE_CONV_WINOGRAD=0 (direct) and =1 (Winograd), which conv2d reads on every call. The two
 sides alternate measurement by measurement (order flipped every repetition, as
 benchmarks/compare_torch.py does) so that a shared machine's noise hits both alike; the
 figures are medians, and the ratio direct time / Winograd time (above 1 Winograd is
 faster) is what to compare across runs. The input gradient alone is estimated as the
-backward minus the backward without dx (both medians). The last column says which path
+backward minus the backward without dx (both medians, so the noisiest column). The last column says which path
 conv2d takes by default for the layer (TFE_CONV_WINOGRAD unset).
 
 Usage:
@@ -71,8 +71,8 @@ def main():
     n = args.batch
     print(f"tfe gemm kernel {native.gemm_kernel()} | threads {native.get_num_threads()} | "
           f"batch {n} | median of {args.repeat}; ratio = direct time / Winograd time")
-    print(f"{'layer':<18}{'fwd':>7}{'bwd':>7}{'f+b':>7}{'dx':>7}   {'direct f+b ms':>13}"
-          f"{'wino f+b ms':>12}  default")
+    print(f"{'layer':<18}{'fwd':>7}{'dx':>7}{'dw':>7}{'bwd':>7}{'f+b':>7}   "
+          f"{'direct f+b ms':>13}{'wino f+b ms':>12}  default")
     conv_list = [c for c in shapes.RESNET18_CONVS if c.k == 3 and c.stride == 1 and c.pad == 1]
     for c in conv_list:
         x = rng.standard_normal(c.x_shape(n)).astype(np.float32)
@@ -96,21 +96,17 @@ def main():
 
         med = {}
         for name, fn in (("fwd", fwd), ("bwd", bwd), ("f+b", both), ("nodx", bwd_nodx)):
-            if name == "nodx" and not c.needs_dx:
-                continue
             td, tw = time_pair(_with_env("0", fn), _with_env("1", fn), args.repeat,
                                args.min_time, args.settle)
             med[name] = (statistics.median(td), statistics.median(tw))
-        if c.needs_dx:
-            dxd = med["bwd"][0] - med["nodx"][0]
-            dxw = med["bwd"][1] - med["nodx"][1]
-            dx_ratio = f"{dxd / dxw:7.2f}" if dxw > 0 else f"{'-':>7}"
-        else:
-            dx_ratio = f"{'-':>7}"
+        dxd = med["bwd"][0] - med["nodx"][0]
+        dxw = med["bwd"][1] - med["nodx"][1]
+        dx_ratio = f"{dxd / dxw:7.2f}" if c.needs_dx and dxw > 0 else f"{'-':>7}"
         r = {k: v[0] / v[1] for k, v in med.items()}
         default = "winograd" if _default_is_winograd(native, x, w, dy) else "direct"
-        print(f"{c.name:<18}{r['fwd']:7.2f}{r['bwd']:7.2f}{r['f+b']:7.2f}{dx_ratio}   "
-              f"{med['f+b'][0] * 1e3:13.2f}{med['f+b'][1] * 1e3:12.2f}  {default}", flush=True)
+        print(f"{c.name:<18}{r['fwd']:7.2f}{dx_ratio}{r['nodx']:7.2f}{r['bwd']:7.2f}"
+              f"{r['f+b']:7.2f}   {med['f+b'][0] * 1e3:13.2f}{med['f+b'][1] * 1e3:12.2f}  "
+              f"{default}", flush=True)
     os.environ.pop("TFE_CONV_WINOGRAD", None)
 
 

@@ -133,7 +133,8 @@ void winograd_dw_slot(float* part, const WinogradDw& d, const float* x, const fl
   const float* a[8];
   const float* b[8];
   float out[64];
-  const int c0 = (int)((long)s * d.nchunks / d.slots), c1 = (int)((long)(s + 1) * d.nchunks / d.slots);
+  const int c0 = (int)((long)s * d.nchunks / d.slots);
+  const int c1 = (int)((long)(s + 1) * d.nchunks / d.slots);
   for (int ch = c0; ch < c1; ++ch) {
     const int g0 = ch * L, g1 = std::min(g0 + L, ntiles), n = g1 - g0;
     tf.input(v, x, C, d.H, d.W, g0, g1, L, vstep);
@@ -141,8 +142,8 @@ void winograd_dw_slot(float* part, const WinogradDw& d, const float* x, const fl
     const int len = (n + 15) / 16 * 16;
     if (n < len)  // the dot kernel runs over whole 16s: zero the tail
       for (int p = 0; p < 16; ++p) {
-        for (int c = 0; c < C; ++c) std::fill(v + p * vstep + (long)c * L + n, v + p * vstep + (long)c * L + len, 0.0f);
-        for (int k = 0; k < K; ++k) std::fill(q + p * qstep + (long)k * L + n, q + p * qstep + (long)k * L + len, 0.0f);
+        for (int c = 0; c < C; ++c) std::fill_n(v + p * vstep + (long)c * L + n, len - n, 0.0f);
+        for (int k = 0; k < K; ++k) std::fill_n(q + p * qstep + (long)k * L + n, len - n, 0.0f);
       }
     for (int p = 0; p < 16; ++p) {
       const float* vp = v + p * vstep;

@@ -15,15 +15,25 @@
 
 namespace {
 
+// The run of tiles that starts at tile g (and ends before g1): image n, tile row ti, first
+// tile column tj, cnt tiles.
+struct WtRun {
+  int n, ti, tj, cnt;
+};
+inline WtRun wt_run(int g, int g1, int H, int W) {
+  const int tw = (W + 1) / 2, per_img = ((H + 1) / 2) * tw;
+  const int n = g / per_img, gi = g - n * per_img, ti = gi / tw, tj = gi - ti * tw;
+  return {n, ti, tj, wino_min(tw - tj, g1 - g)};
+}
+
 inline void wt_input_panel(float* __restrict v, const float* __restrict x, int C, int H, int W,
-                    int g0, int g1, int nr, long vstep) {
+                           int g0, int g1, int nr, long vstep) {
   alignas(64) float buf[4][kWinoMaxW];
   alignas(64) float d[4][kWinoMaxW];
-  const int th = (H + 1) / 2, tw = (W + 1) / 2, per_img = th * tw;
   const long plane = (long)H * W;
   for (int g = g0; g < g1;) {
-    const int n = g / per_img, gi = g - n * per_img, ti = gi / tw, tja = gi - ti * tw;
-    const int cnt = wino_min(tw - tja, g1 - g), w = 2 * cnt + 2, col0 = 2 * tja - 1;
+    const auto [n, ti, tja, cnt] = wt_run(g, g1, H, W);
+    const int w = 2 * cnt + 2, col0 = 2 * tja - 1;
     // Columns q of the buffer that lie inside the map: [qlo, qhi).
     const int qlo = col0 < 0 ? -col0 : 0, qhi = wino_min(w, W - col0);
     const int j0 = g - g0;
@@ -49,14 +59,12 @@ inline void wt_input_panel(float* __restrict v, const float* __restrict x, int C
 }
 
 inline void wt_output_panel(float* __restrict y, const float* __restrict m,
-                     const float* __restrict bias, int K, int H, int W, int g0, int g1, int nr,
-                     long mstep) {
+                            const float* __restrict bias, int K, int H, int W, int g0, int g1,
+                            int nr, long mstep) {
   alignas(64) float o[2][kWinoMaxW];
-  const int th = (H + 1) / 2, tw = (W + 1) / 2, per_img = th * tw;
   const long plane = (long)H * W;
   for (int g = g0; g < g1;) {
-    const int n = g / per_img, gi = g - n * per_img, ti = gi / tw, tja = gi - ti * tw;
-    const int cnt = wino_min(tw - tja, g1 - g);
+    const auto [n, ti, tja, cnt] = wt_run(g, g1, H, W);
     const int ow0 = 2 * tja, nout = wino_min(2 * cnt, W - ow0);
     for (int k = 0; k < K; ++k) {
       const float b = bias ? bias[k] : 0.0f;
@@ -80,11 +88,10 @@ inline void wt_grad_panel(float* __restrict q, const float* __restrict dy, int K
                           int g0, int g1, int ld, long qstep) {
   alignas(64) float buf[2][kWinoMaxW];
   alignas(64) float r[4][kWinoMaxW];
-  const int th = (H + 1) / 2, tw = (W + 1) / 2, per_img = th * tw;
   const long plane = (long)H * W;
   for (int g = g0; g < g1;) {
-    const int n = g / per_img, gi = g - n * per_img, ti = gi / tw, tja = gi - ti * tw;
-    const int cnt = wino_min(tw - tja, g1 - g), w = 2 * cnt, col0 = 2 * tja;
+    const auto [n, ti, tja, cnt] = wt_run(g, g1, H, W);
+    const int w = 2 * cnt, col0 = 2 * tja;
     const int qhi = wino_min(w, W - col0);  // buffer columns inside the map
     const int j0 = g - g0;
     for (int k = 0; k < K; ++k) {

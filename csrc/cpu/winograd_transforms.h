@@ -76,8 +76,8 @@ inline void wino_output_run(float (*o)[kWinoMaxW], const float* __restrict mk, l
 // of channel c, for g in [g0, g1). x is padded coordinate (0, 0) of channel 0: padded pixel
 // (r, q) of channel c at x[c * x_plane + r * x_row + q], for r, q <= H + 1 (the caller keeps
 // those allocated; padded rows/columns past H + 1, reached when H is odd, are taken as zero).
-inline void wino_input_panel(float* __restrict v, const float* __restrict x, long x_plane, int x_row,
-                      int C, int H, int nt, int g0, int g1, int nr, long vstep) {
+inline void wino_input_panel(float* __restrict v, const float* __restrict x, long x_plane,
+                             int x_row, int C, int H, int nt, int g0, int g1, int nr, long vstep) {
   alignas(64) float buf[4][kWinoMaxW];
   alignas(64) float d[4][kWinoMaxW];
   for (int c = 0; c < C; ++c) {
@@ -109,8 +109,8 @@ inline void wino_input_panel(float* __restrict v, const float* __restrict x, lon
 //   y[k * y_plane + y_base + oh * y_row + ow] = act(bias[k] + Y + (res ? res[same] : 0)).
 // Outputs past H (odd H) are neither read nor written; res may alias y (read, then written).
 inline void wino_output_panel(float* y, const float* __restrict m, const float* __restrict bias,
-                       const float* res, int K, int H, int nt, int g0, int g1, int nr,
-                       long mstep, long y_plane, long y_base, int y_row, bool relu) {
+                              const float* res, int K, int H, int nt, int g0, int g1, int nr,
+                              long mstep, long y_plane, long y_base, int y_row, bool relu) {
   alignas(64) float o[2][kWinoMaxW];
   for (int k = 0; k < K; ++k) {
     const float b = bias[k];
