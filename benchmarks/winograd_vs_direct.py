@@ -2,14 +2,16 @@
 """Winograd F(2x2, 3x3) against the direct implicit-GEMM convolution, per ResNet18 3x3
 stride-1 layer, in one process (csrc/cpu/winograd_train.cpp).
 
-Per layer: the forward, the backward (dx as a training step needs it, dw accumulated), the
-backward without dx (the weight gradient alone) and forward + backward, each timed with
-TFE_CONV_WINOGRAD=0 (direct) and =1 (Winograd), which conv2d reads on every call. The two
+Per layer: the forward, the backward (dx as a training step needs it, dw accumulated) and
+forward + backward, each timed with TFE_CONV_WINOGRAD=0 (direct) and =1 (Winograd forward
+and dx, the weight gradient direct: what the default runs where it takes Winograd), and the
+backward without dx (the weight gradient alone) with =0 and =2 (Winograd dw); conv2d reads
+the variable on every call. The two
 sides alternate measurement by measurement (order flipped every repetition, as
 benchmarks/compare_torch.py does) so that a shared machine's noise hits both alike; the
 figures are medians, and the ratio direct time / Winograd time (above 1 Winograd is
 faster) is what to compare across runs. The input gradient alone is estimated as the
-backward minus the backward without dx (both medians, so the noisiest column). The last column says which path
+backward minus the direct backward without dx (medians, so the noisiest column). The last column says which path
 conv2d takes by default for the layer (TFE_CONV_WINOGRAD unset).
 
 Usage:
@@ -95,12 +97,13 @@ def main():
             bwd()
 
         med = {}
-        for name, fn in (("fwd", fwd), ("bwd", bwd), ("f+b", both), ("nodx", bwd_nodx)):
-            td, tw = time_pair(_with_env("0", fn), _with_env("1", fn), args.repeat,
+        for name, fn, env in (("fwd", fwd, "1"), ("bwd", bwd, "1"), ("f+b", both, "1"),
+                              ("nodx", bwd_nodx, "2")):
+            td, tw = time_pair(_with_env("0", fn), _with_env(env, fn), args.repeat,
                                args.min_time, args.settle)
             med[name] = (statistics.median(td), statistics.median(tw))
         dxd = med["bwd"][0] - med["nodx"][0]
-        dxw = med["bwd"][1] - med["nodx"][1]
+        dxw = med["bwd"][1] - med["nodx"][0]  # =1 computes dw directly
         dx_ratio = f"{dxd / dxw:7.2f}" if c.needs_dx and dxw > 0 else f"{'-':>7}"
         r = {k: v[0] / v[1] for k, v in med.items()}
         default = "winograd" if _default_is_winograd(native, x, w, dy) else "direct"

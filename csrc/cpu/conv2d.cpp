@@ -23,9 +23,10 @@
 //     transposed, flipped kernel w'[c, o, kh, kw] = w[o, c, k-1-kh, k-1-kw] and padding
 //     k-1-pad, so it reuses the forward path. Stride > 1: by output phase (StridedDx).
 // Weights are packed once per call (MR-row panels), not per image.
-// 3x3 stride-1 pad-1 convolutions take Winograd F(2x2, 3x3) instead, for the forward and the
-// input gradient and the weight gradient (winograd_train.cpp: 2.25x fewer multiplications;
-// where it pays, and TFE_CONV_WINOGRAD=0|1 to force either path).
+// 3x3 stride-1 pad-1 convolutions take Winograd F(2x2, 3x3) instead (winograd_train.cpp:
+// 2.25x fewer multiplications) for the forward and the input gradient where it pays
+// (TFE_CONV_WINOGRAD=1 forces it, =0 forces the direct path), and for the weight gradient
+// too only when forced by TFE_CONV_WINOGRAD=2.
 //
 // Threads: forward and dx are split over groups of images (or, with fewer images than
 // threads in the forward, over the pixel tiles of each image); every output element is
@@ -491,7 +492,7 @@ void conv2d_backward(float* dx, float* dw_out, float* db, const float* dy, const
   const KernelInfo& kr = detail::active_kernel();
   // Weight gradient by Winograd (3x3, stride 1, pad 1: winograd_train.cpp), or below by the
   // dot kernel (dw: the direct path's target, null when Winograd computes it).
-  const bool dw_wino = dw_out && detail::winograd_train_applies(C, K, H, W, k, stride, pad);
+  const bool dw_wino = dw_out && detail::winograd_train_dw_applies(C, K, H, W, k, stride, pad);
   float* dw = dw_wino ? nullptr : dw_out;
   detail::WinogradDw wd{};
   float* wparts = nullptr;

@@ -16,13 +16,20 @@
 //     outputs that lie inside the map. The panel's V and M (16 (D + M) nr floats, 384 KiB at
 //     D = M = 64) stay in L2 between the three phases.
 //
+// The weight gradient (when forced, see winograd_train_dw_applies) is the transpose:
+// dw[k, c] = G^T (sum over tiles of (A dY A^T)[k] (.) (B^T d B)[c]) G; per chunk of tiles the
+// input transform above and the dy transform write 16 [C x chunk] and [K x chunk] blocks,
+// and the dot-product kernel of conv2d's direct weight gradient adds their 16 products into
+// a [16][K][C] partial per slot (a fixed range of chunks); slots are summed in order.
+//
 // Accuracy: the transforms have entries 0, +-1, +-1/2 (G, in double), so the float32 result
 // differs from the direct convolution by a few ulps of the terms' magnitude (measured against
 // float64 in tests/test_conv2d.py).
 //
 // Threads: each output is computed by exactly one panel (one transform, one fixed sequence of
 // micro-kernel calls), and no panel reads another's results, so splitting the panels over
-// threads in any way gives the same bits. Which path (Winograd or direct) a convolution
+// threads in any way gives the same bits; the weight gradient's slots and chunks depend on
+// the shapes alone. Which path (Winograd or direct) a convolution
 // takes depends on its shapes and the environment only.
 #include <algorithm>
 #include <cstdlib>
@@ -60,8 +67,18 @@ bool winograd_train_applies(int C, int K, int H, int W, int k, int stride, int p
   if (k != 3 || stride != 1 || pad != 1) return false;
   const char* e = std::getenv("TFE_CONV_WINOGRAD");
   if (e && std::strcmp(e, "0") == 0) return false;
-  if (e && std::strcmp(e, "1") == 0) return true;
+  if (e && (std::strcmp(e, "1") == 0 || std::strcmp(e, "2") == 0)) return true;
   return std::min(C, K) >= kWinogradTrainMinChannels;
+}
+
+// The weight gradient by Winograd is slower than the direct dot kernel at every ResNet18
+// shape (measured as above, backward without dx: 0.81 at 16 -> 16 on 48x48, 0.75 at 32 -> 32
+// on 24x24, 0.83 at 64 -> 64 on 12x12; chunks of 128 to 2048 tiles all lose): it transforms
+// both x and dy for 16 products per tile where the direct kernel streams the padded input
+// once. So it runs only when forced (TFE_CONV_WINOGRAD=2).
+bool winograd_train_dw_applies(int C, int K, int H, int W, int k, int stride, int pad) {
+  const char* e = std::getenv("TFE_CONV_WINOGRAD");
+  return e && std::strcmp(e, "2") == 0 && winograd_train_applies(C, K, H, W, k, stride, pad);
 }
 
 const float* winograd_train_pack(const float* w, int K, int C, bool transpose_flip) {

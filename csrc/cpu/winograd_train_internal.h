@@ -41,12 +41,16 @@ extern const WinogradTrainTransforms kWinogradTrainAvx512;  // winograd_train_av
 void winograd_train_grad_avx2(float* q, const float* dy, int K, int H, int W, int g0, int g1,
                               int ld, long qstep);
 
-// Whether conv2d takes the Winograd path for this convolution (x [N, C, H, W], w [K, C, k, k]):
+// Whether conv2d takes the Winograd path for this forward or input gradient (x [N, C, H, W],
+// w [K, C, k, k]):
 // k = 3, stride 1, pad 1, and the environment variable TFE_CONV_WINOGRAD (read on every call,
-// so that one process can compare both paths): "0" never, "1" always, anything else or
-// unset: where it was measured to pay (winograd_train.cpp). Depends on the shapes and the
+// so that one process can compare both paths): "0" never, "1" or "2" always, anything else
+// or unset: where it was measured to pay (winograd_train.cpp). Depends on the shapes and the
 // environment only, never on the thread count. For the input gradient, C and K swap roles.
 bool winograd_train_applies(int C, int K, int H, int W, int k, int stride, int pad);
+// The same for the weight gradient: only when TFE_CONV_WINOGRAD=2 (it does not pay, see
+// winograd_train.cpp).
+bool winograd_train_dw_applies(int C, int K, int H, int W, int k, int stride, int pad);
 
 // Transformed, packed weights for y[N, K] = conv3x3(x[N, C], w) (winograd_pack's layout);
 // transpose_flip: the weights w'[c, o] = flip(w[o, c]) of the input gradient instead
