@@ -29,8 +29,8 @@
 // Threads: each output is computed by exactly one panel (one transform, one fixed sequence of
 // micro-kernel calls), and no panel reads another's results, so splitting the panels over
 // threads in any way gives the same bits; the weight gradient's slots and chunks depend on
-// the shapes alone. Which path (Winograd or direct) a convolution
-// takes depends on its shapes and the environment only.
+// the shapes alone. Which path (Winograd or direct) a convolution takes depends on its
+// shapes and the environment only.
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
@@ -56,26 +56,35 @@ const WinogradTrainTransforms& transforms(const KernelInfo& kr) {
 
 }  // namespace
 
-// Default: Winograd from 32 input and output channels on. Measured on AVX-512, 2 threads,
-// batch 128, direct time / Winograd time (benchmarks/winograd_vs_direct.py): forward 1.16,
-// backward with dx 1.20 at 32 -> 32 on 24x24; 1.87 and 1.25 at 64 -> 64 on 12x12; but 0.96
-// and 0.94 at 16 -> 16 on 48x48 and 0.96 for the 1 -> 16 stem: with a GEMM depth of 16 the
-// transforms (the input's above all) cost as much as the multiplications saved.
-constexpr int kWinogradTrainMinChannels = 32;
+// Default: Winograd from 32 input and output channels on. Measured on a shared 2-core
+// AVX-512 Xeon, 2 threads, batch 128, direct time / Winograd time, medians of alternating
+// runs (benchmarks/winograd_vs_direct.py; ranges over three runs, the weight gradient
+// direct in both): forward 1.14-1.20 and forward + backward 1.11-1.19 at 32 -> 32 on 24x24,
+// 1.53-1.87 and 1.26-1.38 at 64 -> 64 on 12x12; but forward 0.96-1.11 and forward + backward
+// 0.95-1.02 at 16 -> 16 on 48x48, forward 0.59-0.98 for the 1 -> 16 stem: with a GEMM depth
+// of 16 or less the transforms (the input's above all, 0.5-1x the products' time) cost as
+// much as the products save. The portable kernel level (TFE_GEMM_KERNEL=generic, or a CPU
+// without AVX2) is another matter: its implicit-GEMM micro-kernel reads B through the offset
+// table without vectorising well, while Winograd's packed-B one does, so there Winograd pays
+// from 16 channels on (measured as above: forward 4.6x, backward with dx 1.7x at 16 -> 16 on
+// 48x48; the 1 -> 16 stem still 0.93).
+static int min_channels(const KernelInfo& kr) {
+  return std::strcmp(kr.name, "generic") == 0 ? 16 : 32;
+}
 
 bool winograd_train_applies(int C, int K, int H, int W, int k, int stride, int pad) {
   if (k != 3 || stride != 1 || pad != 1) return false;
   const char* e = std::getenv("TFE_CONV_WINOGRAD");
   if (e && std::strcmp(e, "0") == 0) return false;
   if (e && (std::strcmp(e, "1") == 0 || std::strcmp(e, "2") == 0)) return true;
-  return std::min(C, K) >= kWinogradTrainMinChannels;
+  return std::min(C, K) >= min_channels(active_kernel());
 }
 
 // The weight gradient by Winograd is slower than the direct dot kernel at every ResNet18
-// shape (measured as above, backward without dx: 0.81 at 16 -> 16 on 48x48, 0.75 at 32 -> 32
-// on 24x24, 0.83 at 64 -> 64 on 12x12; chunks of 128 to 2048 tiles all lose): it transforms
-// both x and dy for 16 products per tile where the direct kernel streams the padded input
-// once. So it runs only when forced (TFE_CONV_WINOGRAD=2).
+// shape (measured as above, backward without dx, two runs: 0.81-0.89 at 16 -> 16 on 48x48,
+// 0.75-0.85 at 32 -> 32 on 24x24, 0.64-0.83 at 64 -> 64 on 12x12; chunks of 128 to 2048
+// tiles all lose): it transforms both x and dy for 16 products per tile where the direct
+// kernel streams the padded input once. So it runs only when forced (TFE_CONV_WINOGRAD=2).
 bool winograd_train_dw_applies(int C, int K, int H, int W, int k, int stride, int pad) {
   const char* e = std::getenv("TFE_CONV_WINOGRAD");
   return e && std::strcmp(e, "2") == 0 && winograd_train_applies(C, K, H, W, k, stride, pad);

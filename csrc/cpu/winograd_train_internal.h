@@ -45,8 +45,8 @@ void winograd_train_grad_avx2(float* q, const float* dy, int K, int H, int W, in
 // w [K, C, k, k]):
 // k = 3, stride 1, pad 1, and the environment variable TFE_CONV_WINOGRAD (read on every call,
 // so that one process can compare both paths): "0" never, "1" or "2" always, anything else
-// or unset: where it was measured to pay (winograd_train.cpp). Depends on the shapes and the
-// environment only, never on the thread count. For the input gradient, C and K swap roles.
+// or unset: where it was measured to pay on the active kernel level (winograd_train.cpp).
+// Depends on the shapes, the kernel level and the environment only, never on the thread count. For the input gradient, C and K swap roles.
 bool winograd_train_applies(int C, int K, int H, int W, int k, int stride, int pad);
 // The same for the weight gradient: only when TFE_CONV_WINOGRAD=2 (it does not pay, see
 // winograd_train.cpp).
