@@ -58,10 +58,10 @@ const WinogradTrainTransforms& transforms(const KernelInfo& kr) {
 
 // Default: Winograd from 32 input and output channels on. Measured on a shared 2-core
 // AVX-512 Xeon, 2 threads, batch 128, direct time / Winograd time, medians of alternating
-// runs (benchmarks/winograd_vs_direct.py; ranges over three runs, the weight gradient
-// direct in both): forward 1.14-1.20 and forward + backward 1.11-1.19 at 32 -> 32 on 24x24,
+// runs (benchmarks/winograd_vs_direct.py; ranges over four runs, the weight gradient
+// direct in both): forward 1.14-1.27 and forward + backward 1.11-1.27 at 32 -> 32 on 24x24,
 // 1.53-1.87 and 1.26-1.38 at 64 -> 64 on 12x12; but forward 0.96-1.11 and forward + backward
-// 0.95-1.02 at 16 -> 16 on 48x48, forward 0.59-0.98 for the 1 -> 16 stem: with a GEMM depth
+// 0.95-1.02 at 16 -> 16 on 48x48, forward 0.59-0.99 for the 1 -> 16 stem: with a GEMM depth
 // of 16 or less the transforms (the input's above all, 0.5-1x the products' time) cost as
 // much as the products save. The portable kernel level (TFE_GEMM_KERNEL=generic, or a CPU
 // without AVX2) is another matter: its implicit-GEMM micro-kernel reads B through the offset
@@ -81,7 +81,7 @@ bool winograd_train_applies(int C, int K, int H, int W, int k, int stride, int p
 }
 
 // The weight gradient by Winograd is slower than the direct dot kernel at every ResNet18
-// shape (measured as above, backward without dx, two runs: 0.81-0.89 at 16 -> 16 on 48x48,
+// shape (measured as above, backward without dx, three runs: 0.77-0.89 at 16 -> 16 on 48x48,
 // 0.75-0.85 at 32 -> 32 on 24x24, 0.64-0.83 at 64 -> 64 on 12x12; chunks of 128 to 2048
 // tiles all lose): it transforms both x and dy for 16 products per tile where the direct
 // kernel streams the padded input once. So it runs only when forced (TFE_CONV_WINOGRAD=2).
