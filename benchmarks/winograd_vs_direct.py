@@ -6,13 +6,13 @@ Per layer: the forward, the backward (dx as a training step needs it, dw accumul
 forward + backward, each timed with TFE_CONV_WINOGRAD=0 (direct) and =1 (Winograd forward
 and dx, the weight gradient direct: what the default runs where it takes Winograd), and the
 backward without dx (the weight gradient alone) with =0 and =2 (Winograd dw); conv2d reads
-the variable on every call. The two
-sides alternate measurement by measurement (order flipped every repetition, as
-benchmarks/compare_torch.py does) so that a shared machine's noise hits both alike; the
-figures are medians, and the ratio direct time / Winograd time (above 1 Winograd is
-faster) is what to compare across runs. The input gradient alone is estimated as the
-backward minus the direct backward without dx (medians, so the noisiest column). The last column says which path
-conv2d takes by default for the layer (TFE_CONV_WINOGRAD unset).
+the variable on every call. The two sides alternate measurement by measurement (order
+flipped every repetition, as benchmarks/compare_torch.py does) so that a shared machine's
+noise hits both alike; the figures are medians, and the ratio direct time / Winograd time
+(above 1 Winograd is faster) is what to compare across runs. The input gradient alone is
+estimated as the backward minus the direct backward without dx (medians, so the noisiest
+column). The last column says which path conv2d takes by default for the layer
+(TFE_CONV_WINOGRAD unset).
 
 Usage:
   python benchmarks/winograd_vs_direct.py [--threads 2] [--batch 128] [--repeat 9]
@@ -40,7 +40,7 @@ def _with_env(value, fn):
     return run
 
 
-def _default_is_winograd(native, x, w, dy):
+def _default_is_winograd(native, x, w):
     """Whether the default dispatch takes Winograd for this layer: its forward bits equal
     the forced Winograd's (not the direct's)."""
     outs = {}
@@ -106,7 +106,7 @@ def main():
         dxw = med["bwd"][1] - med["nodx"][0]  # =1 computes dw directly
         dx_ratio = f"{dxd / dxw:7.2f}" if c.needs_dx and dxw > 0 else f"{'-':>7}"
         r = {k: v[0] / v[1] for k, v in med.items()}
-        default = "winograd" if _default_is_winograd(native, x, w, dy) else "direct"
+        default = "winograd" if _default_is_winograd(native, x, w) else "direct"
         print(f"{c.name:<18}{r['fwd']:7.2f}{dx_ratio}{r['nodx']:7.2f}{r['bwd']:7.2f}"
               f"{r['f+b']:7.2f}   {med['f+b'][0] * 1e3:13.2f}{med['f+b'][1] * 1e3:12.2f}  "
               f"{default}", flush=True)

@@ -1,6 +1,6 @@
 // Internal interface of the training Winograd F(2x2, 3x3) convolution (winograd_train.cpp):
-// the entry points that conv2d.cpp calls for its 3x3 stride-1 pad-1 forward and input
-// gradient, and the per-ISA input/output transforms (winograd_train_transforms.h compiled
+// the entry points that conv2d.cpp calls for its 3x3 stride-1 pad-1 forward, input and
+// weight gradient, and the per-ISA transforms (winograd_train_transforms.h compiled
 // portable and for AVX2, winograd_train_avx512.cpp with intrinsics; reached only after
 // run-time CPU detection chose the matching GEMM kernel).
 //
@@ -42,11 +42,11 @@ void winograd_train_grad_avx2(float* q, const float* dy, int K, int H, int W, in
                               int ld, long qstep);
 
 // Whether conv2d takes the Winograd path for this forward or input gradient (x [N, C, H, W],
-// w [K, C, k, k]):
-// k = 3, stride 1, pad 1, and the environment variable TFE_CONV_WINOGRAD (read on every call,
-// so that one process can compare both paths): "0" never, "1" or "2" always, anything else
-// or unset: where it was measured to pay on the active kernel level (winograd_train.cpp).
-// Depends on the shapes, the kernel level and the environment only, never on the thread count. For the input gradient, C and K swap roles.
+// w [K, C, k, k]): k = 3, stride 1, pad 1, and the environment variable TFE_CONV_WINOGRAD
+// (read on every call, so that one process can compare both paths): "0" never, "1" or "2"
+// always, anything else or unset: where it was measured to pay on the active kernel level
+// (winograd_train.cpp). Depends on the shapes, the kernel level and the environment only,
+// never on the thread count. For the input gradient, C and K swap roles.
 bool winograd_train_applies(int C, int K, int H, int W, int k, int stride, int pad);
 // The same for the weight gradient: only when TFE_CONV_WINOGRAD=2 (it does not pay, see
 // winograd_train.cpp).

@@ -1,9 +1,10 @@
-// Input and output transforms of the training Winograd F(2x2, 3x3) convolution
-// (contract and tile numbering in winograd_train_internal.h) as plain loops, compiled per
-// instruction set: winograd_train.cpp (baseline x86-64) and winograd_train_avx2.cpp include
-// this header (winograd_train_avx512.cpp has an intrinsics version of the same contract).
-// Everything here has internal linkage and the header includes no library header, so no
-// function compiled with AVX instructions can be merged (ODR) with the portable one.
+// Input, output and weight-gradient (dy) transforms of the training Winograd F(2x2, 3x3)
+// convolution (contract and tile numbering in winograd_train_internal.h) as plain loops,
+// compiled per instruction set: winograd_train.cpp (baseline x86-64) and
+// winograd_train_avx2.cpp include this header (winograd_train_avx512.cpp has an intrinsics
+// version of the input and output ones). Everything here has internal linkage and the header
+// includes only winograd_transforms.h (under the same rule), so no function compiled with
+// AVX instructions can be merged (ODR) with the portable one.
 //
 // Per run of tiles (one tile row of one image): the 4 input rows under the run are copied
 // with their zero padding into a small buffer (the maps are dense, without a border), then
