@@ -4,15 +4,15 @@ stride-1 layer, in one process (csrc/cpu/winograd_train.cpp).
 
 Per layer: the forward, the backward (dx as a training step needs it, dw accumulated) and
 forward + backward, each timed with TFE_CONV_WINOGRAD=0 (direct) and =1 (Winograd forward
-and dx, the weight gradient direct: what the default runs where it takes Winograd), and the
+and dx, the weight gradient direct: what =auto runs where it takes Winograd), and the
 backward without dx (the weight gradient alone) with =0 and =2 (Winograd dw); conv2d reads
 the variable on every call. The two sides alternate measurement by measurement (order
 flipped every repetition, as benchmarks/compare_torch.py does) so that a shared machine's
 noise hits both alike; the figures are medians, and the ratio direct time / Winograd time
 (above 1 Winograd is faster) is what to compare across runs. The input gradient alone is
 estimated as the backward minus the direct backward without dx (medians, so the noisiest
-column). The last column says which path conv2d takes by default for the layer
-(TFE_CONV_WINOGRAD unset).
+column). The last column says which path the measured dispatch takes for the layer (TFE_CONV_WINOGRAD=auto;
+unset, training is direct).
 
 Usage:
   python benchmarks/winograd_vs_direct.py [--threads 2] [--batch 128] [--repeat 9]
@@ -41,16 +41,13 @@ def _with_env(value, fn):
 
 
 def _default_is_winograd(native, x, w):
-    """Whether the default dispatch takes Winograd for this layer: its forward bits equal
-    the forced Winograd's (not the direct's)."""
+    """Whether the measured dispatch (TFE_CONV_WINOGRAD=auto) takes Winograd for this layer:
+    its forward bits equal the forced Winograd's (not the direct's)."""
     outs = {}
-    for env in ("0", "1", None):
-        if env is None:
-            os.environ.pop("TFE_CONV_WINOGRAD", None)
-        else:
-            os.environ["TFE_CONV_WINOGRAD"] = env
+    for env in ("0", "1", "auto"):
+        os.environ["TFE_CONV_WINOGRAD"] = env
         outs[env] = np.array(native.conv2d_forward(x, w, None, 1, 1))
-    return np.array_equal(outs[None], outs["1"]) and not np.array_equal(outs["0"], outs["1"])
+    return np.array_equal(outs["auto"], outs["1"]) and not np.array_equal(outs["0"], outs["1"])
 
 
 def main():

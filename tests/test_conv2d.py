@@ -295,9 +295,9 @@ def test_extreme_hyper_parameters_fail_cleanly(which, stride, pad):
 
 
 # ---- Winograd F(2x2, 3x3) for the 3x3 stride-1 pad-1 layers (csrc/cpu/winograd_train.cpp) ----
-# TFE_CONV_WINOGRAD (read on every call): "0" direct only, "1" Winograd for every 3x3 stride-1
-# pad-1 forward and input gradient, "2" for the weight gradient too, unset: where it was
-# measured to pay (y and dx from 32 channels on, 16 on the portable kernel level; dw never).
+# TFE_CONV_WINOGRAD (read on every call): "0" or unset direct only, "1" Winograd for every 3x3
+# stride-1 pad-1 forward and input gradient, "2" for the weight gradient too, "auto": where it
+# was measured to pay (y and dx from 32 channels on, 16 on the portable kernel level; dw never).
 
 # Odd, non-square maps (partial tiles on both sides), runs of more than 16 tiles in a tile row
 # (the AVX-512 transforms' vector width), panels that span images, 1-row and 1-column maps.
@@ -365,21 +365,21 @@ _WINO_MIN = 16 if native.gemm_kernel() == "generic" else 32  # winograd_train.cp
 
 
 @pytest.mark.parametrize("channels", [8, 16, 31, 32, 64])
-def test_winograd_default_dispatch(rng, monkeypatch, channels):
-    """Unset, Winograd for y and dx from 32 input and output channels on (16 on the portable
-    kernel level), where it was measured to pay, dw always direct: the default gives the bits
-    of the path it names."""
-    default = "1" if channels >= _WINO_MIN else "0"
+def test_winograd_measured_dispatch(rng, monkeypatch, channels):
+    """=auto: Winograd for y and dx from 32 input and output channels on (16 on the portable
+    kernel level), where it was measured to pay, dw always direct; unset: direct. Each gives
+    the bits of the path it names."""
+    auto = "1" if channels >= _WINO_MIN else "0"
     x, w, b, dy, _ = make(rng, (2, channels, 6, 5, channels, 3, 1, 1, True))
-    paths = {env: _fwd_dx(x, w, b, dy, env, monkeypatch) for env in ("0", "1")}
+    paths = {env: _fwd_dx(x, w, b, dy, env, monkeypatch) for env in ("0", "1", "auto")}
     assert not np.array_equal(paths["0"][0], paths["1"][0])  # the bits tell the paths apart
-    forced = paths[default]
+    for got, want in zip(paths["auto"][:3], (paths[auto][0], paths[auto][1], paths["0"][2])):
+        np.testing.assert_array_equal(got, want)
     monkeypatch.delenv("TFE_CONV_WINOGRAD")
     y = nat(native.conv2d_forward(x, w, b, 1, 1))
     dx, dw = (nat(t) for t in native.conv2d_backward(dy, x, w, 1, 1)[:2])
-    np.testing.assert_array_equal(y, forced[0])
-    np.testing.assert_array_equal(dx, forced[1])
-    np.testing.assert_array_equal(dw, paths["0"][2])
+    for got, want in zip((y, dx, dw), paths["0"][:3]):
+        np.testing.assert_array_equal(got, want)
 
 
 def test_winograd_bits_do_not_depend_on_threads(rng, monkeypatch):

@@ -23,10 +23,10 @@
 //     transposed, flipped kernel w'[c, o, kh, kw] = w[o, c, k-1-kh, k-1-kw] and padding
 //     k-1-pad, so it reuses the forward path. Stride > 1: by output phase (StridedDx).
 // Weights are packed once per call (MR-row panels), not per image.
-// 3x3 stride-1 pad-1 convolutions take Winograd F(2x2, 3x3) instead (winograd_train.cpp:
-// 2.25x fewer multiplications) for the forward and the input gradient where it pays
-// (TFE_CONV_WINOGRAD=1 forces it, =0 forces the direct path), and for the weight gradient
-// too only when forced by TFE_CONV_WINOGRAD=2.
+// 3x3 stride-1 pad-1 convolutions can take Winograd F(2x2, 3x3) instead (winograd_train.cpp:
+// 2.25x fewer multiplications) for the forward and the input gradient: TFE_CONV_WINOGRAD=auto
+// where it was measured to pay, =1 for every such layer, =2 for the weight gradient too;
+// unset or =0, the direct path (unset is opt-in for now: see winograd_train_applies).
 //
 // Threads: forward and dx are split over groups of images (or, with fewer images than
 // threads in the forward, over the pixel tiles of each image); every output element is

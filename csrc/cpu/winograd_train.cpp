@@ -56,7 +56,7 @@ const WinogradTrainTransforms& transforms(const KernelInfo& kr) {
 
 }  // namespace
 
-// Default: Winograd from 32 input and output channels on. Measured on a shared 2-core
+// TFE_CONV_WINOGRAD=auto: Winograd from 32 input and output channels on. Measured on a shared 2-core
 // AVX-512 Xeon, 2 threads, batch 128, direct time / Winograd time, medians of alternating
 // runs (benchmarks/winograd_vs_direct.py; ranges over four runs, the weight gradient
 // direct in both): forward 1.14-1.27 and forward + backward 1.11-1.27 at 32 -> 32 on 24x24,
@@ -72,12 +72,17 @@ static int min_channels(const KernelInfo& kr) {
   return std::strcmp(kr.name, "generic") == 0 ? 16 : 32;
 }
 
+// Unset, training stays direct: a whole TFE18 step by Winograd is no less accurate against
+// float64 than the direct one, but it moves float32 rounding enough to flip the sign of a
+// pre-ReLU value of order 1e-7 in tests/test_torch_mirrors.py's one-step comparison
+// with PyTorch (portable level), which that test's bound does not allow for. Until that test
+// judges such kinks, the measured dispatch is opt-in: TFE_CONV_WINOGRAD=auto.
 bool winograd_train_applies(int C, int K, int H, int W, int k, int stride, int pad) {
   if (k != 3 || stride != 1 || pad != 1) return false;
   const char* e = std::getenv("TFE_CONV_WINOGRAD");
-  if (e && std::strcmp(e, "0") == 0) return false;
-  if (e && (std::strcmp(e, "1") == 0 || std::strcmp(e, "2") == 0)) return true;
-  return std::min(C, K) >= min_channels(active_kernel());
+  if (!e) return false;
+  if (std::strcmp(e, "1") == 0 || std::strcmp(e, "2") == 0) return true;
+  return std::strcmp(e, "auto") == 0 && std::min(C, K) >= min_channels(active_kernel());
 }
 
 // The weight gradient by Winograd is slower than the direct dot kernel at every ResNet18
