@@ -291,3 +291,102 @@ def test_extreme_hyper_parameters_fail_cleanly(which, stride, pad):
     r = run_child(_EXTREME_CHILD, which, stride, pad, timeout=90)
     assert r.returncode == 0, (f"conv2d_{which}(x[1,1,4,4], w[1,1,2,2], stride={stride}, "
                                f"pad={pad}): exit code {r.returncode}\n{r.stdout}\n{r.stderr}")
+
+
+# ---- Winograd F(2x2, 3x3) for the 3x3 stride-1 pad-1 layers (csrc/cpu/winograd_train.cpp) ----
+# TFE_CONV_WINOGRAD (read on every call): "0" or unset direct only, "1" Winograd for every 3x3
+# stride-1 pad-1 forward and input gradient, "2" for the weight gradient too, "auto": where it
+# was measured to pay (y and dx from 32 channels on, 16 on the portable kernel level; dw never).
+
+# Odd, non-square maps (partial tiles on both sides), runs of more than 16 tiles in a tile row
+# (the AVX-512 transforms' vector width), panels that span images, 1-row and 1-column maps.
+WINO = [(3, 5, 9, 11, 7), (2, 3, 7, 37, 4), (5, 13, 6, 5, 3), (1, 2, 1, 9, 3), (2, 4, 13, 1, 5),
+        (4, 16, 12, 12, 16)]
+
+
+def _wino_ids(cases):
+    return ["N{}C{}H{}W{}K{}".format(*c) for c in cases]
+
+
+def _fwd_dx(x, w, b, dy, env, monkeypatch):
+    monkeypatch.setenv("TFE_CONV_WINOGRAD", env)
+    y = nat(native.conv2d_forward(x, w, b, 1, 1)).copy()
+    dx, dw, db = (nat(t).copy() for t in native.conv2d_backward(dy, x, w, 1, 1))
+    return y, dx, dw, db
+
+
+@pytest.mark.parametrize("case", WINO, ids=_wino_ids(WINO))
+def test_winograd_matches_float64(rng, case, monkeypatch):
+    """Forward, input and weight gradient by Winograd: per-op tolerance against the float32
+    reference, and normwise as accurate against float64 as the float32 reference (within
+    tests/float64_oracle.py's factor)."""
+    from float64_oracle import assert_as_accurate_as_float32
+
+    N, C, H, W, K = case
+    x, w, b, dy, g = make(rng, (N, C, H, W, K, 3, 1, 1, True))
+    y, dx, dw, _ = _fwd_dx(x, w, b, dy, "2", monkeypatch)
+    d = np.float64
+    y64 = ref.conv2d_forward(x.astype(d), w.astype(d), b.astype(d), 1, 1)
+    dx64, dw64, _ = ref.conv2d_backward(dy.astype(d), x.astype(d), w.astype(d), 1, 1)
+    y32 = ref.conv2d_forward(x, w, b, 1, 1)
+    dx32, dw32, _ = ref.conv2d_backward(dy, x, w, 1, 1)
+    assert_close(y, y32, "conv2d", "winograd y")
+    assert_close(dx / g, dx32 / g, "conv2d", "winograd dx")
+    assert_close(dw, dw32, "conv2d", "winograd dw")
+    assert_as_accurate_as_float32({"y": y, "dx": dx, "dw": dw}, {"y": y32, "dx": dx32, "dw": dw32},
+                                  {"y": y64, "dx": dx64, "dw": dw64}, "winograd conv2d")
+
+
+def test_winograd_path_is_taken_for_3x3_stride1_pad1_only(rng, monkeypatch):
+    """TFE_CONV_WINOGRAD=1 changes the bits of y and dx (another algorithm) of a 3x3 stride-1
+    pad-1 convolution, =2 those of dw too, never db (a plain sum); other shapes never change."""
+    x, w, b, dy, _ = make(rng, (3, 5, 9, 11, 7, 3, 1, 1, True))
+    direct = _fwd_dx(x, w, b, dy, "0", monkeypatch)
+    for env, same in (("1", ("dw", "db")), ("2", ("db",))):
+        wino = _fwd_dx(x, w, b, dy, env, monkeypatch)
+        for name, a, c in zip(("y", "dx", "dw", "db"), direct, wino):
+            assert np.array_equal(a, c) == (name in same), (env, name)
+    for case in [(3, 5, 9, 11, 7, 3, 2, 1, True), (3, 5, 9, 11, 7, 3, 1, 0, True),
+                 (3, 5, 9, 11, 7, 3, 1, 2, True), (3, 5, 9, 11, 7, 1, 1, 1, True)]:
+        x, w, b, dy, _ = make(rng, case)
+        s, p = case[6], case[7]
+        for env in ("0", "2"):
+            monkeypatch.setenv("TFE_CONV_WINOGRAD", env)
+            got = [nat(native.conv2d_forward(x, w, b, s, p)).copy()]
+            got += [nat(t).copy() for t in native.conv2d_backward(dy, x, w, s, p)]
+            if env == "0":
+                first = got
+        for a, c in zip(first, got):
+            np.testing.assert_array_equal(a, c)
+
+
+_WINO_MIN = 16 if native.gemm_kernel() == "generic" else 32  # winograd_train.cpp
+
+
+@pytest.mark.parametrize("channels", [8, 16, 31, 32, 64])
+def test_winograd_measured_dispatch(rng, monkeypatch, channels):
+    """=auto: Winograd for y and dx from 32 input and output channels on (16 on the portable
+    kernel level), where it was measured to pay, dw always direct; unset: direct. Each gives
+    the bits of the path it names."""
+    auto = "1" if channels >= _WINO_MIN else "0"
+    x, w, b, dy, _ = make(rng, (2, channels, 6, 5, channels, 3, 1, 1, True))
+    paths = {env: _fwd_dx(x, w, b, dy, env, monkeypatch) for env in ("0", "1", "auto")}
+    assert not np.array_equal(paths["0"][0], paths["1"][0])  # the bits tell the paths apart
+    for got, want in zip(paths["auto"][:3], (paths[auto][0], paths[auto][1], paths["0"][2])):
+        np.testing.assert_array_equal(got, want)
+    monkeypatch.delenv("TFE_CONV_WINOGRAD")
+    y = nat(native.conv2d_forward(x, w, b, 1, 1))
+    dx, dw = (nat(t) for t in native.conv2d_backward(dy, x, w, 1, 1)[:2])
+    for got, want in zip((y, dx, dw), paths["0"][:3]):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_winograd_bits_do_not_depend_on_threads(rng, monkeypatch):
+    x, w, b, dy, _ = make(rng, (5, 13, 20, 18, 16, 3, 1, 1, True))
+    runs = []
+    for t in (1, 2, 3):
+        with num_threads(t):
+            runs.append(_fwd_dx(x, w, b, dy, "2", monkeypatch))
+    for other in runs[1:]:
+        for a, c in zip(runs[0], other):
+            np.testing.assert_array_equal(a, c)

@@ -622,7 +622,8 @@ def test_conv_infer_kernel_matches_conv2d(tmp_path):
     srcs = [tmp_path / "t.cpp"] + [cpu / n for n in (
         "conv2d.cpp", "conv_infer.cpp", "gemm.cpp", "threads.cpp", "gemm_avx2.cpp",
         "gemm_avx512.cpp", "conv_infer_avx512.cpp", "winograd.cpp", "winograd_avx2.cpp",
-        "winograd_avx512.cpp")]
+        "winograd_avx512.cpp", "winograd_train.cpp", "winograd_train_avx2.cpp",
+        "winograd_train_avx512.cpp")]
     objs = []
     for src in srcs:
         flags = next((f for suffix, f in isa.items() if src.name.endswith(suffix)), [])
@@ -633,6 +634,8 @@ def test_conv_infer_kernel_matches_conv2d(tmp_path):
     exe = tmp_path / "conv_infer_test"
     run_checked([cxx, "-fopenmp", *objs, "-o", exe])
     for kernel in ("avx512", "avx2", "generic"):  # forced down to what the CPU has
+        # conv2d_forward's direct path (its 3x3 stride-1 layers would take Winograd).
         r = subprocess.run([exe], capture_output=True, text=True,
-                           env={**os.environ, "TFE_GEMM_KERNEL": kernel})
+                           env={**os.environ, "TFE_GEMM_KERNEL": kernel,
+                                "TFE_CONV_WINOGRAD": "0"})
         assert r.returncode == 0, f"{kernel}:\n{r.stdout}{r.stderr}"

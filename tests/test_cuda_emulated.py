@@ -29,15 +29,16 @@ EMU = ROOT / "tests" / "cuda_emulation"
 CSRC = ROOT / "csrc"
 
 # The CPU kernels the driver compares against, and what they need to link: every source of
-# csrc/cpu but the inference-only ones (conv_infer*, winograd*: the C++ library's, no CUDA
-# counterpart), so a new op's kernel is picked up without a list to edit.
-INFERENCE_ONLY = ("conv_infer", "winograd")
-CPU_SOURCES = sorted(p.stem for p in (CSRC / "cpu").glob("*.cpp")
-                     if not p.stem.startswith(INFERENCE_ONLY))
-# Per-file flags of the real build (CMakeLists.txt): the SIMD GEMM kernels are compiled for
-# their instruction set and picked at run time by gemm.cpp from what the CPU supports.
-CPU_FLAGS = {"gemm_avx2": ["-mavx2", "-mfma"],
-             "gemm_avx512": ["-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl", "-mfma"]}
+# csrc/cpu (conv2d's 3x3 stride-1 layers can run the training Winograd, which packs its
+# weights with the inference Winograd's winograd_pack), so a new op's kernel is picked up
+# without a list to edit.
+CPU_SOURCES = sorted(p.stem for p in (CSRC / "cpu").glob("*.cpp"))
+# Per-file flags of the real build (CMakeLists.txt): the SIMD files (name suffix) are compiled
+# for their instruction set and picked at run time from what the CPU supports.
+_ISA_FLAGS = {"avx2": ["-mavx2", "-mfma"],
+              "avx512": ["-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl", "-mfma"]}
+CPU_FLAGS = {name: _ISA_FLAGS[name.rsplit("_", 1)[1]] for name in CPU_SOURCES
+             if name.endswith(("_avx2", "_avx512"))}
 # Every kernel source; runtime.cu (the real allocator and stream) is replaced by
 # runtime_emu.cpp.
 CUDA_SOURCES = sorted(p.stem for p in (CSRC / "cuda").glob("*.cu") if p.stem != "runtime")

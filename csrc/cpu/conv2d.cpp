@@ -23,6 +23,10 @@
 //     transposed, flipped kernel w'[c, o, kh, kw] = w[o, c, k-1-kh, k-1-kw] and padding
 //     k-1-pad, so it reuses the forward path. Stride > 1: by output phase (StridedDx).
 // Weights are packed once per call (MR-row panels), not per image.
+// 3x3 stride-1 pad-1 convolutions can take Winograd F(2x2, 3x3) instead (winograd_train.cpp:
+// 2.25x fewer multiplications) for the forward and the input gradient: TFE_CONV_WINOGRAD=auto
+// where it was measured to pay, =1 for every such layer, =2 for the weight gradient too;
+// unset or =0, the direct path (unset is opt-in for now: see winograd_train_applies).
 //
 // Threads: forward and dx are split over groups of images (or, with fewer images than
 // threads in the forward, over the pixel tiles of each image); every output element is
@@ -40,6 +44,7 @@
 #include "gemm.h"
 #include "gemm_internal.h"
 #include "kernels.h"
+#include "winograd_train_internal.h"
 
 namespace tfe::cpu {
 namespace {
@@ -400,7 +405,7 @@ int dw_slots(int ngroups) {
 // Per-thread working buffers.
 thread_local Scratch tls_xph, tls_yext, tls_dyext, tls_dyph, tls_dxext;
 // Per-call buffers owned by the calling thread and shared (read-only or partitioned) by the team.
-thread_local Scratch tls_wpack, tls_wtpack, tls_wt, tls_part, tls_sh_x, tls_sh_y;
+thread_local Scratch tls_wpack, tls_wtpack, tls_wt, tls_part, tls_wino_part, tls_sh_x, tls_sh_y;
 thread_local std::vector<float> tls_wtmp;
 
 // One group of `gact` images on the calling thread: copy src into the padded/phase layout,
@@ -432,6 +437,17 @@ void conv2d_forward(float* y, const float* x, const float* w, const float* b, in
                     int W, int K, int k, int stride, int pad) {
   const KernelInfo& kr = detail::active_kernel();
   const int nt = omp_in_parallel() ? 1 : num_threads();
+  if (detail::winograd_train_applies(C, K, H, W, k, stride, pad)) {
+    const float* up = detail::winograd_train_pack(w, K, C, false);
+    const int np = detail::winograd_train_panels(N, H, W);
+#pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+      const int tid = omp_get_thread_num(), nth = omp_get_num_threads();
+      detail::winograd_train_run(y, x, up, b, N, C, K, H, W, (int)((long)np * tid / nth),
+                                 (int)((long)np * (tid + 1) / nth));
+    }
+    return;
+  }
   const bool by_group = N >= nt;
   const int Wo = (W + 2 * pad - k) / stride + 1;
   const int G = by_group && Wo % kr.nr != 0 ? choose_group(N, nt, C, H, W, k, stride, pad) : 1;
@@ -470,10 +486,20 @@ void conv2d_forward(float* y, const float* x, const float* w, const float* b, in
   }
 }
 
-void conv2d_backward(float* dx, float* dw, float* db, const float* dy, const float* x,
+void conv2d_backward(float* dx, float* dw_out, float* db, const float* dy, const float* x,
                      const float* w, int N, int C, int H, int W, int K, int k, int stride,
                      int pad) {
   const KernelInfo& kr = detail::active_kernel();
+  // Weight gradient by Winograd (3x3, stride 1, pad 1: winograd_train.cpp), or below by the
+  // dot kernel (dw: the direct path's target, null when Winograd computes it).
+  const bool dw_wino = dw_out && detail::winograd_train_dw_applies(C, K, H, W, k, stride, pad);
+  float* dw = dw_wino ? nullptr : dw_out;
+  detail::WinogradDw wd{};
+  float* wparts = nullptr;
+  if (dw_wino) {
+    wd = detail::winograd_dw_plan(N, C, K, H, W);
+    wparts = tls_wino_part.get(wd.part * wd.slots);
+  }
   const int nt = omp_in_parallel() ? 1 : num_threads();
   const int G = choose_group(N, kDwSlots, C, H, W, k, stride, pad);
   const Implicit g = make_implicit(C, H, W, k, stride, pad, G, kr.nr);
@@ -481,8 +507,12 @@ void conv2d_backward(float* dx, float* dw, float* db, const float* dy, const flo
   const long xs = (long)C * H * W, ys = (long)K * P;
   const int ndot = ceil_div(K, kr.dr) * ceil_div(T, kr.dc);
 
-  // dx path: stride 1 as a forward convolution of dy with the flipped, transposed kernel.
-  const bool dx_implicit = dx && stride == 1 && pad <= k - 1;
+  // dx path: stride 1 as a forward convolution of dy with the flipped, transposed kernel,
+  // by Winograd (3x3, pad 1: winograd_train.cpp) or the implicit GEMM.
+  const bool dx_wino = dx && detail::winograd_train_applies(K, C, Ho, Wo, k, stride, pad);
+  const float* wup = dx_wino ? detail::winograd_train_pack(w, K, C, true) : nullptr;
+  const int dx_panels = dx_wino ? detail::winograd_train_panels(N, H, W) : 0;
+  const bool dx_implicit = dx && !dx_wino && stride == 1 && pad <= k - 1;
   Implicit gd;
   const float* wtp = nullptr;
   if (dx_implicit) {
@@ -501,7 +531,7 @@ void conv2d_backward(float* dx, float* dw, float* db, const float* dy, const flo
   }
   long dxext_size = dx_implicit ? (long)round_up(C, kr.mr) * gd.ldy : 0;
   const bool dx_rows = dx_implicit && row_mode(gd, kr.nr);
-  const bool dx_strided = dx && !dx_implicit;
+  const bool dx_strided = dx && !dx_wino && !dx_implicit;
   StridedDx sd;
   const float* sdw = nullptr;  // packed phase weights (the caller's buffer, shared by the team)
   if (dx_strided) {
@@ -540,8 +570,17 @@ void conv2d_backward(float* dx, float* dw, float* db, const float* dy, const flo
         }
       }
     }
-    // Input gradient: every group on its own (no reduction).
-    if (dx) {
+    if (dw_wino) {
+#pragma omp for schedule(static) nowait
+      for (int s = 0; s < wd.slots; ++s)
+        detail::winograd_dw_slot(wparts + s * wd.part, wd, x, dy, s);
+    }
+    // Input gradient: every panel or group on its own (no reduction).
+    if (dx_wino) {
+#pragma omp for schedule(static) nowait
+      for (int pi = 0; pi < dx_panels; ++pi)
+        detail::winograd_train_run(dx, dy, wup, nullptr, N, K, C, H, W, pi, pi + 1);
+    } else if (dx) {
 #pragma omp for schedule(static) nowait
       for (int gi = 0; gi < ngroups; ++gi) {
         const int n0 = gi * G, gact = std::min(G, N - n0);
@@ -557,6 +596,12 @@ void conv2d_backward(float* dx, float* dw, float* db, const float* dy, const flo
     }
 #pragma omp barrier
     // (all partials are complete) Reduce them in slot order.
+    if (dw_wino) {
+      const long KC = (long)K * C;
+#pragma omp for schedule(static) nowait
+      for (long e = 0; e < KC; e += 64)
+        detail::winograd_dw_finish(dw_out, wparts, wd, e, std::min(e + 64, KC));
+    }
     if (dw) {
 #pragma omp for schedule(static) nowait
       for (long e = 0; e < (long)K * T; ++e) {

@@ -85,13 +85,27 @@ namespace detail {
 
 int winograd_channel_block() { return active_kernel().mr; }
 
+void winograd_panel_products(const KernelInfo& kr, const float* up, long per, float* v,
+                             long vstep, float* m, long mstep, int D, int M, int ncols, int k0,
+                             int k1) {
+  const int MR = kr.mr, nr = kr.nr;
+  if (ncols < nr)  // the micro-kernel computes all nr columns: keep the unused ones finite
+    for (int p = 0; p < 16; ++p)
+      for (int c = 0; c < D; ++c)
+        std::fill(v + p * vstep + (long)c * nr + ncols, v + p * vstep + (long)(c + 1) * nr, 0.0f);
+  for (int p = 0; p < 16; ++p)
+    for (int i0 = k0; i0 < k1; i0 += MR)
+      kr.ukr(D, up + p * per + (long)i0 * D, v + p * vstep, m + p * mstep + (long)i0 * nr, nr,
+             0.0f, std::min(MR, M - i0), nr);
+}
+
 void winograd_run_channels(float* y, const float* x, long x_plane, int x_row, const float* up,
                            const float* bias, const float* res, int K, int C, int H,
                            long y_plane, long y_base, int y_row, bool relu, int item0,
                            int item1, int k0, int k1) {
   const KernelInfo& kr = detail::active_kernel();
   const detail::WinogradTransforms& tf = transforms(kr);
-  const int MR = kr.mr, nr = kr.nr, nt = tiles_per_side(H), ntiles = nt * nt;
+  const int nr = kr.nr, nt = tiles_per_side(H), ntiles = nt * nt;
   const long per = conv_infer_packed_size(K, C);
   // The 16 transform positions of V and M are one cache line more apart than their blocks'
   // size: at C or K = 64 the blocks are 12 KiB, a multiple of 4 KiB, and the transforms'
@@ -102,14 +116,7 @@ void winograd_run_channels(float* y, const float* x, long x_plane, int x_row, co
   for (int item = item0; item < item1; ++item) {
     const int g0 = item * nr, g1 = std::min(g0 + nr, ntiles);
     tf.input(v, x, x_plane, x_row, C, H, nt, g0, g1, nr, vstep);
-    if (g1 - g0 < nr)  // the micro-kernel computes all nr columns: keep the unused ones finite
-      for (int p = 0; p < 16; ++p)
-        for (int c = 0; c < C; ++c)
-          std::fill(v + p * vstep + (long)c * nr + (g1 - g0), v + p * vstep + (long)(c + 1) * nr, 0.0f);
-    for (int p = 0; p < 16; ++p)
-      for (int i0 = k0; i0 < k1; i0 += MR)
-        kr.ukr(C, up + p * per + (long)i0 * C, v + p * vstep, m + p * mstep + (long)i0 * nr, nr,
-               0.0f, std::min(MR, K - i0), nr);
+    winograd_panel_products(kr, up, per, v, vstep, m, mstep, C, K, g1 - g0, k0, k1);
     const long yk = (long)k0 * y_plane;
     tf.output(y + yk, m + (long)k0 * nr, bias + k0, res ? res + yk : nullptr, k1 - k0, H, nt, g0,
               g1, nr, mstep, y_plane, y_base, y_row, relu);

@@ -14,6 +14,17 @@ struct WinogradTransforms {
                  bool relu);
 };
 
+struct KernelInfo;  // gemm_internal.h
+
+// The 16 products of a panel, M[p] = U[p] V[p] for p < 16: m[p * mstep + k * nr + j] for
+// output channels k in [k0, k1) (k0 a multiple of the kernel's MR) from the packed weights
+// up + p * per ([M x D] A-operands, winograd_pack) and the panel's transformed input
+// v[p * vstep + c * nr + j] (c < D; columns j >= ncols are zeroed first), one micro-kernel
+// call per (p, MR rows). Shared by the inference and the training (winograd_train.cpp) paths.
+void winograd_panel_products(const KernelInfo& kr, const float* up, long per, float* v,
+                             long vstep, float* m, long mstep, int D, int M, int ncols, int k0,
+                             int k1);
+
 extern const WinogradTransforms kWinogradAvx2;    // winograd_avx2.cpp
 extern const WinogradTransforms kWinogradAvx512;  // winograd_avx512.cpp
 
