@@ -16,11 +16,18 @@ under three protocols, on the same folds, so that each difference has one cause:
 Nothing is chosen on the test folds: each protocol fixes its epoch before the test fold is
 read. ``--fold-seeds`` repeats everything on other subject partitions (how much the folds
 themselves move the mean). Resumable (rerun the command); writes OUT/results.json.
+
+    python results/recipe_study.py --report OUT/results.json [--against RUN/results.json]
+
+prints the README's figures from a finished study: per partition each protocol's mean ± std,
+the paired differences between protocols, and against a tfe-train run on the same folds
+(its baseline, per fold; the fold hashes must match).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -102,7 +109,39 @@ def document(args, partitions, wall_s):
             "partitions": partitions, "wall_s": wall_s}
 
 
+def _paired(a, b, label):
+    d = np.asarray(a) - np.asarray(b)
+    print(f"  {label}: {d.mean():+.1f} ± {d.std(ddof=1):.1f} points (better in "
+          f"{int((d > 0).sum())}, equal {int((d == 0).sum())}, worse {int((d < 0).sum())})")
+
+
+def report(path, against=None):
+    doc = json.load(open(path))
+    run = json.load(open(against)) if against else None
+    for seed, part in doc["partitions"].items():
+        rows = part["per_fold"]
+        col = {k: [r[k] for r in rows] for k in ("select", "last", "last_with_val")}
+        print(f"fold seed {seed}: " + ", ".join(
+            f"{k} {part[k]['mean']:.1f} ± {part[k]['std']:.1f} %" for k in col))
+        _paired(col["last"], col["select"], "last - select")
+        _paired(col["last_with_val"], col["last"], "last_with_val - last")
+        if run is not None and run["protocol"]["fold_hash"] == part["fold_hash"]:
+            base = run["baseline"]
+            print(f"  {against}: baseline {base['test_acc']:.1f} ± {base['test_acc_std']:.1f} % "
+                  f"(batch {run['protocol']['batch_size']}, lr {run['protocol']['lr']['emotion']})")
+            _paired(col["select"], base["per_fold"], "select - that baseline")
+
+
 def main(argv=None):
+    if argv is None:
+        argv = sys.argv[1:]
+    if argv[:1] == ["--report"]:
+        ap = argparse.ArgumentParser(description="report a finished study")
+        ap.add_argument("--report", required=True)
+        ap.add_argument("--against")
+        args = ap.parse_args(argv)
+        report(args.report, args.against)
+        return 0
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data-dir", required=True)
     ap.add_argument("--out", required=True)
