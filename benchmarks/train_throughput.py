@@ -34,7 +34,6 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import resource
 import statistics
 import subprocess
@@ -199,21 +198,13 @@ def compare(cells, rounds, min_time, log):
 def header(threads) -> dict:
     import tfe
 
-    return {"date": datetime.date.today().isoformat(), "cpu": _cpu_name(),
+    sys.path.insert(0, HERE)
+    import compare_torch  # its CPU-name reader; torch itself is imported there only when used
+
+    return {"date": datetime.date.today().isoformat(), "cpu": compare_torch._cpu_model(),
             "tfe_version": tfe.__version__,
             "gemm_kernel": tfe._native.gemm_kernel(),
             "fma_peak_gflops": tfe._native.fma_peak_gflops(threads), "threads": threads}
-
-
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.machine()
 
 
 def table(rows) -> str:
