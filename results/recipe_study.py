@@ -49,7 +49,8 @@ RECIPE = dict(model="resnet12", batch_size=64, lr=0.1, momentum=0.9, weight_deca
 
 
 def train_baseline(train, val, out_dir, seed, epochs):
-    """ResNet12 with the recipe; returns (selected-epoch result, model at the last epoch)."""
+    """ResNet12 with the recipe. Returns (the stage's result, the weights of the epoch
+    chosen on ``val``, the model holding the weights of the last epoch, the normaliser)."""
     norm = Normalizer.fit(train.images)
     tfe_random.manual_seed(seed + 1)
     net = models.resnet12(num_classes=len(train.classes))
@@ -80,6 +81,7 @@ def run_partition(data, fold_seed, out, epochs, log):
         net.load_state_dict(selected)
         row["select"] = evaluate(net, test, norm)[0]
         row["selected_epoch"] = res.best_epoch
+        # Trained on the validation fold too: its epoch choice is meaningless and unused.
         with_val = data.subset(np.concatenate([f.train, f.val]))
         _, _, net, norm = train_baseline(with_val, val, os.path.join(folder, "with_val"),
                                          fold_seed, epochs)
@@ -116,8 +118,12 @@ def _paired(a, b, label):
 
 
 def report(path, against=None):
-    doc = json.load(open(path))
-    run = json.load(open(against)) if against else None
+    with open(path) as f:
+        doc = json.load(f)
+    run = None
+    if against:
+        with open(against) as f:
+            run = json.load(f)
     for seed, part in doc["partitions"].items():
         rows = part["per_fold"]
         col = {k: [r[k] for r in rows] for k in ("select", "last", "last_with_val")}
