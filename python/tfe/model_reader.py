@@ -381,13 +381,19 @@ class _Reader:
             cur.L.fail(cur.pos, f"follows the network's output{_RUNS}", "TFE_ERR_UNSUPPORTED")
         return classes
 
+    @staticmethod
+    def convolution_fields(L, i, c_in):
+        """(in_channels, out_channels, kernel, stride, padding) of a conv2d or residual_block
+        layer reading c_in channels, checked in the C reader's order."""
+        return (L.input_width(i, "in_channels", c_in, layer_ref(L.input(i))),
+                L.integer(i, "out_channels", 1, MAX_CHANNELS),
+                L.integer(i, "kernel", 1, MAX_KERNEL),
+                L.integer(i, "stride", 1, MAX_STRIDE),
+                L.integer(i, "padding", 0, MAX_PADDING))
+
     def conv(self, L, i, c_in):
         """(out_channels, kernel, stride, padding, bias) of a conv2d layer reading c_in."""
-        c = L.input_width(i, "in_channels", c_in, layer_ref(L.input(i)))
-        k_out = L.integer(i, "out_channels", 1, MAX_CHANNELS)
-        k = L.integer(i, "kernel", 1, MAX_KERNEL)
-        s = L.integer(i, "stride", 1, MAX_STRIDE)
-        pd = L.integer(i, "padding", 0, MAX_PADDING)
+        c, k_out, k, s, pd = self.convolution_fields(L, i, c_in)
         bias = L.flag(i, "bias")
         p = L.name(i)
         self.get(f"{p}.weight", (k_out, c, k, k))
@@ -460,11 +466,7 @@ class _Reader:
 
     def block(self, L, i, c):
         """A residual_block reading c channels; returns its width."""
-        cin = L.input_width(i, "in_channels", c, layer_ref(L.input(i)))
-        k_out = L.integer(i, "out_channels", 1, MAX_CHANNELS)
-        k = L.integer(i, "kernel", 1, MAX_KERNEL)
-        s = L.integer(i, "stride", 1, MAX_STRIDE)
-        pd = L.integer(i, "padding", 0, MAX_PADDING)
+        cin, k_out, k, s, pd = self.convolution_fields(L, i, c)
         shortcut = L.text(i, "shortcut")
         L.eps(i)
         projection = shortcut == "projection"
