@@ -72,7 +72,7 @@ def native(device):
 
 
 class _OnGpu:
-    """tfe._native with the ops of the table (tfe._native.ops(), i.e. csrc/ops.def) run on
+    """tfe._native with the ops of the table (tfe._native.ops(), i.e. csrc/ops/ops.def) run on
     the GPU. NumPy array arguments are copied to the device on first use and the copy is
     reused by later calls, so the transfer is not timed; each call waits for the GPU
     (tfe.cuda.synchronize), so the time is the kernels', launches included. A function

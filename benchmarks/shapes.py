@@ -97,7 +97,7 @@ class Conv:
         forward  y[Cout, HoWo]   = w[Cout, Ckk] . col[Ckk, HoWo]
         dw       dw[Cout, Ckk]  += dy[Cout, HoWo] . col[Ckk, HoWo]^T
         dx       dcol[Ckk, HoWo] = w[Cout, Ckk]^T . dy[Cout, HoWo]   (then col2im)
-        csrc/cpu/conv2d.cpp runs these as an implicit GEMM with its own micro-kernels (same
+        csrc/ops/conv2d.cpp runs these as an implicit GEMM with its own micro-kernels (same
         M, N, K; N padded to the phase-plane width) and calls sgemm itself only for the
         stride-2 dx; so native.sgemm at these shapes measures the GEMM core where the convs
         live, not the conv kernel. If the lowering changes, change this one place.

@@ -1,6 +1,6 @@
 #!/usr/bin/env python
 """Winograd F(2x2, 3x3) against the direct implicit-GEMM convolution, per ResNet18 3x3
-stride-1 layer, in one process (csrc/cpu/winograd_train.cpp).
+stride-1 layer, in one process (csrc/conv/winograd_train.cpp).
 
 Per layer: the forward, the backward (dx as a training step needs it, dw accumulated) and
 forward + backward, each timed with TFE_CONV_WINOGRAD=0 (direct) and =1 (Winograd forward

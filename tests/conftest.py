@@ -56,6 +56,28 @@ def cxx_compiler():
     return None
 
 
+# The engine's CPU kernels as a test compiles them into its own program: every source of the
+# folders CMakeLists.txt compiles into tfe_core except the Tensor layer (tensor.cpp,
+# dispatch.cpp) and the CPU-only build's stand-in for the CUDA runtime (no_cuda.cpp).
+KERNEL_DIRS = ("core", "ops", "gemm", "conv")
+NOT_KERNELS = frozenset({"tensor.cpp", "dispatch.cpp", "no_cuda.cpp"})
+# Per-file flags of the real build: the SIMD files (name suffix) are compiled for their
+# instruction set and picked at run time from what the CPU supports.
+ISA_FLAGS = {"_avx2": ["-mavx2", "-mfma"],
+             "_avx512": ["-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl", "-mfma"]}
+
+
+def cpu_kernel_sources(root=ROOT):
+    csrc = Path(root) / "csrc"
+    return sorted(p for d in KERNEL_DIRS for p in (csrc / d).glob("*.cpp")
+                  if p.name not in NOT_KERNELS)
+
+
+def isa_flags(src):
+    """The instruction-set flags CMakeLists.txt gives this source file."""
+    return next((f for suffix, f in ISA_FLAGS.items() if Path(src).stem.endswith(suffix)), [])
+
+
 def run_checked(cmd, **kw):
     r = subprocess.run(cmd, capture_output=True, text=True, **kw)
     if r.returncode != 0:

@@ -5,7 +5,7 @@ and compare with ``ref.<op>`` under the per-op tolerances of tolerances.py. A te
 takes the ``device`` fixture (conftest.py) runs once per device:
 
 * ``cpu``: ``native`` is tfe._native itself;
-* ``cuda``: every op of the table (``tfe._native.ops()``, i.e. csrc/ops.def) moves its array
+* ``cuda``: every op of the table (``tfe._native.ops()``, i.e. csrc/ops/ops.def) moves its array
   arguments to the GPU, runs there and brings the results (and in-place updates) back; the
   exact ops (relu, add, concat, dropout, sgd, maxpool) are also compared bit for bit with
   the CPU kernels;

@@ -293,7 +293,7 @@ def test_extreme_hyper_parameters_fail_cleanly(which, stride, pad):
                                f"pad={pad}): exit code {r.returncode}\n{r.stdout}\n{r.stderr}")
 
 
-# ---- Winograd F(2x2, 3x3) for the 3x3 stride-1 pad-1 layers (csrc/cpu/winograd_train.cpp) ----
+# ---- Winograd F(2x2, 3x3) for the 3x3 stride-1 pad-1 layers (csrc/conv/winograd_train.cpp) ----
 # TFE_CONV_WINOGRAD (read on every call): "0" or unset direct only, "1" Winograd for every 3x3
 # stride-1 pad-1 forward and input gradient, "2" for the weight gradient too, "auto": where it
 # was measured to pay (y and dx from 32 channels on, 16 on the portable kernel level; dw never).

@@ -23,7 +23,7 @@ import pytest
 from tfe import models, modelfile
 from tfe.data.transforms import Normalizer, resize_gray
 
-from conftest import cxx_compiler, run_checked
+from conftest import cxx_compiler, isa_flags, run_checked
 from model_seeds import join, split
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -458,7 +458,9 @@ CONV_INFER_TEST = r"""
 #include <cstdio>
 #include <random>
 #include <vector>
-#include "cpu/kernels.h"
+#include "conv/conv_infer.h"
+#include "conv/winograd.h"
+#include "ops/cpu_kernels.h"
 using namespace tfe::cpu;
 static std::mt19937 rng(1);
 static float u() { return std::uniform_real_distribution<float>(-1, 1)(rng); }
@@ -607,26 +609,22 @@ int main() {
 
 
 def test_conv_infer_kernel_matches_conv2d(tmp_path):
-    """The inference convolution kernel (csrc/cpu/conv_infer*.cpp) against the training
+    """The inference convolution kernel (csrc/conv/conv_infer*.cpp) against the training
     kernel conv2d_forward, compiled from this source tree, with every GEMM micro-kernel the
     CPU has (the AVX-512 one fuses the epilogue in registers; the others use a tile buffer)."""
     cxx = cxx_compiler()
     if cxx is None:
         pytest.skip("no C++ compiler")
-    cpu = ROOT / "csrc" / "cpu"
-    if not (cpu / "conv_infer.cpp").is_file():
+    csrc = ROOT / "csrc"
+    if not (csrc / "conv" / "conv_infer.cpp").is_file():
         pytest.skip("the source tree is not here")
     (tmp_path / "t.cpp").write_text(CONV_INFER_TEST)
-    isa = {"_avx2.cpp": ["-mavx2", "-mfma"],
-           "_avx512.cpp": ["-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl", "-mfma"]}
-    srcs = [tmp_path / "t.cpp"] + [cpu / n for n in (
-        "conv2d.cpp", "conv_infer.cpp", "gemm.cpp", "threads.cpp", "gemm_avx2.cpp",
-        "gemm_avx512.cpp", "conv_infer_avx512.cpp", "winograd.cpp", "winograd_avx2.cpp",
-        "winograd_avx512.cpp", "winograd_train.cpp", "winograd_train_avx2.cpp",
-        "winograd_train_avx512.cpp")]
+    # conv2d and what it links: the GEMM, the thread count and the convolutions of csrc/conv.
+    srcs = [tmp_path / "t.cpp", csrc / "ops" / "conv2d.cpp", csrc / "core" / "threads.cpp",
+            *sorted((csrc / "gemm").glob("*.cpp")), *sorted((csrc / "conv").glob("*.cpp"))]
     objs = []
     for src in srcs:
-        flags = next((f for suffix, f in isa.items() if src.name.endswith(suffix)), [])
+        flags = isa_flags(src)
         obj = tmp_path / (src.stem + ".o")
         run_checked([cxx, "-std=c++17", "-O2", "-fopenmp", f"-I{ROOT / 'csrc'}", *flags, "-c", src,
               "-o", obj])

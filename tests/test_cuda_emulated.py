@@ -1,8 +1,8 @@
-"""The CUDA kernels (csrc/cuda) run under a host emulation and checked against the CPU kernels.
+"""The CUDA kernels (csrc/ops/*.cu) run under a host emulation and checked against the CPU kernels.
 
 No GPU is needed: tests/cuda_emulation/convert.py rewrites the kernel launches of the real
 .cu sources, emulate.h supplies the CUDA built-ins (threads of a block as fibers, barriers,
-warp shuffles), and driver.cpp runs every op of csrc/cuda/kernels.h next to its CPU kernel
+warp shuffles), and driver.cpp runs every op of csrc/ops/cuda_kernels.h next to its CPU kernel
 on awkward small shapes, exact ops bit for bit, the others with the tolerances of
 tests/tolerances.py. What this does and does not prove: tests/cuda_emulation/README.md.
 
@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import cpu_kernel_sources, isa_flags
 from tolerances import TOLERANCES
 
 pytestmark = pytest.mark.numerics  # re-run on every lower kernel level: tests/test_kernel_levels.py
@@ -28,20 +29,14 @@ ROOT = Path(__file__).resolve().parent.parent
 EMU = ROOT / "tests" / "cuda_emulation"
 CSRC = ROOT / "csrc"
 
-# The CPU kernels the driver compares against, and what they need to link: every source of
-# csrc/cpu (conv2d's 3x3 stride-1 layers can run the training Winograd, which packs its
-# weights with the inference Winograd's winograd_pack), so a new op's kernel is picked up
-# without a list to edit.
-CPU_SOURCES = sorted(p.stem for p in (CSRC / "cpu").glob("*.cpp"))
-# Per-file flags of the real build (CMakeLists.txt): the SIMD files (name suffix) are compiled
-# for their instruction set and picked at run time from what the CPU supports.
-_ISA_FLAGS = {"avx2": ["-mavx2", "-mfma"],
-              "avx512": ["-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl", "-mfma"]}
-CPU_FLAGS = {name: _ISA_FLAGS[name.rsplit("_", 1)[1]] for name in CPU_SOURCES
-             if name.endswith(("_avx2", "_avx512"))}
-# Every kernel source; runtime.cu (the real allocator and stream) is replaced by
+# The CPU kernels the driver compares against, and what they need to link (conv2d's 3x3
+# stride-1 layers can run the training Winograd, which packs its weights with the packed
+# convolution of csrc/conv): every kernel source of the engine, found by listing its folders
+# as CMake does, so a new op's kernel is picked up without a list to edit.
+CPU_SOURCES = [p.relative_to(CSRC) for p in cpu_kernel_sources(ROOT)]
+# Every kernel source; core/runtime.cu (the real allocator and stream) is replaced by
 # runtime_emu.cpp.
-CUDA_SOURCES = sorted(p.stem for p in (CSRC / "cuda").glob("*.cu") if p.stem != "runtime")
+CUDA_SOURCES = sorted(p.relative_to(CSRC) for p in CSRC.rglob("*.cu") if p.name != "runtime.cu")
 
 
 def _compiler():
@@ -78,20 +73,24 @@ def _run(cmd, cwd):
 
 
 def _build(cxx, out):
-    subprocess.run([sys.executable, str(EMU / "convert.py"), str(CSRC / "cuda"), str(out / "cu")],
+    subprocess.run([sys.executable, str(EMU / "convert.py"), str(CSRC), str(out / "cu")],
                    check=True, stdout=subprocess.DEVNULL)
-    base = [cxx, "-std=c++17", "-c", "-I", str(CSRC), "-w"]
+    # The converted copies (out/cu, same tree as csrc) come before csrc itself, so an include
+    # of a .cuh with kernel launches ("gemm/gemm.cuh") finds the converted one.
+    base = [cxx, "-std=c++17", "-c", "-I", str(out / "cu"), "-I", str(CSRC), "-w"]
     emu_inc = ["-I", str(EMU / "include"), "-I", str(EMU)]
     jobs = []
-    for name in CPU_SOURCES:
-        jobs.append(base + ["-O2", "-fopenmp", *CPU_FLAGS.get(name, []), str(CSRC / "cpu" / f"{name}.cpp"),
+    for src in CPU_SOURCES:
+        name = "_".join(src.with_suffix("").parts)
+        jobs.append(base + ["-O2", "-fopenmp", *isa_flags(src), str(CSRC / src),
                             "-o", str(out / f"cpu_{name}.o")])
     # -O1: the emulated kernels run small shapes; compile time dominates over run time.
     kflags = ["-O1", *_kernel_flags(), *emu_inc]
-    for name in CUDA_SOURCES:
-        jobs.append(base + kflags + ["-x", "c++", str(out / "cu" / f"{name}.cu"),
+    for src in CUDA_SOURCES:
+        name = "_".join(src.with_suffix("").parts)
+        jobs.append(base + kflags + ["-x", "c++", str(out / "cu" / src),
                                      "-o", str(out / f"cuda_{name}.o")])
-    jobs.append(base + kflags + ["-x", "c++", str(EMU / "runtime_emu.cpp"), "-I", str(out / "cu"),
+    jobs.append(base + kflags + ["-x", "c++", str(EMU / "runtime_emu.cpp"),
                                  "-o", str(out / "runtime_emu.o")])
     jobs.append(base + kflags + [str(EMU / "driver.cpp"), "-o", str(out / "driver.o")])
     # Largest first, so the long compiles do not end up last on one core.
@@ -124,9 +123,9 @@ def test_cuda_kernels_match_cpu_under_emulation(tmp_path):
 
 
 def test_every_op_of_the_table_has_emulated_cases():
-    # The op table (csrc/ops.def) is what both kernel headers declare; a new op's CUDA
+    # The op table (csrc/ops/ops.def) is what both kernel headers declare; a new op's CUDA
     # kernel must also get cases in driver.cpp (compared there with its CPU kernel).
-    ops = re.findall(r"^TFE_OP\((\w+),", (CSRC / "ops.def").read_text(), re.M)
+    ops = re.findall(r"^TFE_OP\((\w+),", (CSRC / "ops" / "ops.def").read_text(), re.M)
     driver = (EMU / "driver.cpp").read_text()
     assert len(ops) > 20
     missing = [op for op in ops if f"tfe::cuda::{op}(" not in driver]

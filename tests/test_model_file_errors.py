@@ -348,14 +348,14 @@ def test_the_reader_checks_exactly_the_tensors_the_model_holds(seeds):
 
 
 def _cpp_constant(name):
-    """The value of `constexpr ... name = <expr>;` in csrc/engine (integer or double)."""
-    for src in (ROOT / "csrc" / "engine").glob("*.[ch]*"):
+    """The value of `constexpr ... name = <expr>;` in csrc/infer (integer or double)."""
+    for src in (ROOT / "csrc" / "infer").glob("*.[ch]*"):
         m = re.search(rf"constexpr [\w:]+ {name} = ([^;]+);", src.read_text())
         if m:
             expr = re.sub(r"(\d)ull\b", r"\1", m.group(1))
             expr = re.sub(r"(?:uint64_t|size_t)\{(\d+)\}", r"\1", expr)
             return eval(expr, {})  # a constant expression of numbers, << and /
-    raise AssertionError(f"{name} not found in csrc/engine")
+    raise AssertionError(f"{name} not found in csrc/infer")
 
 
 @pytest.mark.parametrize("cpp,python", [

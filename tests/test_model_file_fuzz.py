@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import cxx_compiler, run_checked
+from conftest import cpu_kernel_sources, cxx_compiler, isa_flags, run_checked
 from model_seeds import STATUS, write_tiny_seeds
 from tfe import model_reader
 from tfe.modelfile import LoadedModel
@@ -33,8 +33,6 @@ from tfe.modelfile import LoadedModel
 ROOT = Path(__file__).resolve().parents[1]
 SANITIZE = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer"]
 HARNESS_SANITIZE = ["-fsanitize=undefined", "-fno-sanitize-recover=all"]
-ISA = {"_avx2.cpp": ["-mavx2", "-mfma"],
-       "_avx512.cpp": ["-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl", "-mfma"]}
 
 pytestmark = pytest.mark.slow
 
@@ -64,12 +62,11 @@ def fuzzer(tmp_path_factory):
     r = subprocess.run([cxx, *SANITIZE, probe, "-o", work / "probe"], capture_output=True)
     if r.returncode != 0:
         pytest.skip(f"{cxx} cannot link AddressSanitizer + UBSan here")
-    sources = [*sorted((ROOT / "csrc" / "engine").glob("*.cpp")),
-               *sorted((ROOT / "csrc" / "cpu").glob("*.cpp")),
+    sources = [*sorted((ROOT / "csrc" / "infer").glob("*.cpp")), *cpu_kernel_sources(),
                ROOT / "tests" / "fuzz" / "model_file_fuzz.cpp"]
 
     def compile_one(src):
-        flags = next((f for suffix, f in ISA.items() if src.name.endswith(suffix)), [])
+        flags = isa_flags(src)
         # The harness itself is not under test: without address instrumentation its copies of
         # the seeds go through libc's memmove, not ASan's slow internal one.
         sanitize = HARNESS_SANITIZE if src.name == "model_file_fuzz.cpp" else SANITIZE

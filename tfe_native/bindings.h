@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "tensor.h"
+#include "core/tensor.h"
 
 namespace tfe::binding {
 namespace py = pybind11;

@@ -1,4 +1,4 @@
-// Python bindings of every op of the table csrc/ops.def: validate once (dtype, rank, shape,
+// Python bindings of every op of the table csrc/ops/ops.def: validate once (dtype, rank, shape,
 // device, hyper-parameters; bad input raises ValueError("[op] ...")), allocate the outputs
 // on the inputs' device, release the GIL and call the dispatcher. Names, arguments and
 // return values mirror the reference implementation in python/tfe/reference/ exactly, so
@@ -12,8 +12,8 @@
 #include <limits>
 
 #include "bindings.h"
-#include "cpu/kernels.h"
-#include "dispatch.h"
+#include "ops/cpu_kernels.h"
+#include "ops/dispatch.h"
 
 namespace tfe::binding {
 
@@ -71,7 +71,7 @@ void check_train_count(const Args& a, const Tensor& x) {
                            shape_str(x.shape()));
 }
 
-// The binding of each op of the table (csrc/ops.def), named as the op: bind_ops registers
+// The binding of each op of the table (csrc/ops/ops.def), named as the op: bind_ops registers
 // them with the table's keyword arguments and docstrings.
 namespace op_impl {
 
@@ -601,15 +601,15 @@ void bind_ops(py::module_& m) {
 #define TFE_OP(name, kernel_params, tensor_params, device_tensor, kernel_args, python_args, \
                doc)                                                                          \
   m.def(#name, &op_impl::name, TFE_UNPAREN python_args, doc);
-#include "ops.def"
+#include "ops/ops.def"
 
   // The table's op names, for the tests and benchmarks that cover every op.
   m.def("ops", [] {
     std::vector<std::string> names;
 #define TFE_OP(name, ...) names.push_back(#name);
-#include "ops.def"
+#include "ops/ops.def"
     return names;
-  }, "The names of the native ops, in the order of csrc/ops.def");
+  }, "The names of the native ops, in the order of csrc/ops/ops.def");
 
   // Not a kernel: the CPU's dropout hash, for tests of the mask.
   m.def("dropout_uniform",

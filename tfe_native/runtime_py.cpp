@@ -1,10 +1,10 @@
 // Runtime information and controls: threads, CUDA availability, the GEMM core (exposed for
 // tests and benchmarks of its own, since conv2d and linear stand on it).
 #include "bindings.h"
-#include "cpu/gemm.h"
-#include "cpu/kernels.h"
-#include "cuda/cuda_api.h"
-#include "dispatch.h"
+#include "gemm/gemm.h"
+#include "ops/cpu_kernels.h"
+#include "core/cuda_api.h"
+#include "ops/dispatch.h"
 
 namespace tfe::binding {
 

@@ -9,7 +9,7 @@
 #include <limits>
 
 #include "bindings.h"
-#include "cuda/cuda_api.h"
+#include "core/cuda_api.h"
 #include "dlpack.h"
 
 namespace tfe::binding {

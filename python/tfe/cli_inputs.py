@@ -56,7 +56,7 @@ def seed(text) -> int:
 def threads(text) -> int:
     from . import _native
 
-    cap = _native.MAX_NUM_THREADS  # the engine's limit (csrc/cpu/kernels.h: kMaxThreads)
+    cap = _native.MAX_NUM_THREADS  # the engine's limit (csrc/ops/cpu_kernels.h: kMaxThreads)
     value = _whole(text)
     if not 1 <= value <= cap:
         raise argparse.ArgumentTypeError(f"must be between 1 and {cap} (each thread is an OS "

@@ -2,7 +2,7 @@
 
 ``describe(model)`` walks a tfe model (DeepID, ResNet, TFE) and returns its layers in the
 order they run; a model file stores that list (metadata "layers", JSON), and the Python
-loader (``build``), the C library (csrc/engine/graph.cpp) and the ONNX export all build
+loader (``build``), the C library (csrc/infer/graph.cpp) and the ONNX export all build
 their network from it. (benchmarks/torch_models.py still mirrors the model classes: it
 also trains, which an evaluation-only list does not describe.) A file written before the list
 was stored gets the list its architecture JSON describes

@@ -1,7 +1,7 @@
 """Reading tfe model files as untrusted input: the Python twin of the C++ library's reader.
 
-``read_container`` mirrors csrc/engine/model_file.cpp (the safetensors container) and
-``validate_model`` the load path of csrc/engine/graph.cpp and layers.cpp (preprocessing
+``read_container`` mirrors csrc/infer/model_file.cpp (the safetensors container) and
+``validate_model`` the load path of csrc/infer/graph.cpp and layers.cpp (preprocessing
 contract, architecture, the layer list (or the one the architecture describes), every
 tensor's dtype, shape and finite values, no missing or extra tensors): the same checks in the same order with the same messages, so both readers refuse the same
 files with the same one-line ``"<file>: <problem>"``. Everything is checked before a model

@@ -1,5 +1,5 @@
 """The strict JSON parser of model-file headers, the same grammar and messages as the C++
-library's (csrc/engine/model_file.cpp, class JsonParser).
+library's (csrc/infer/model_file.cpp, class JsonParser).
 
 Why not ``json.loads``: it accepts what the C++ reader refuses (NaN/Infinity, duplicate
 keys, lone surrogates, numbers beyond float64), raises RecursionError on deep nesting and

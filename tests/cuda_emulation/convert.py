@@ -2,7 +2,8 @@
 
     python convert.py SRC_DIR OUT_DIR
 
-Every *.cu and *.cuh file of SRC_DIR is copied to OUT_DIR with each kernel launch
+Every *.cu and *.cuh file under SRC_DIR (csrc) is copied to the same place under OUT_DIR
+with each kernel launch
 
     kernel<<<grid, block[, smem[, stream]]>>>(args...)
 
@@ -12,8 +13,9 @@ rewritten into
 
 which emulate.h turns into an emulated launch. Nothing else changes: the kernel expression
 (template arguments included) stays as written, and line numbers are kept, so compiler
-messages point at the real source lines. The copies keep their names and sit together, so
-their quoted includes ("check.cuh", "gemm.cuh") resolve to each other, as in csrc/cuda.
+messages point at the real source lines. The copies keep their paths, so with OUT_DIR ahead
+of csrc on the include path their includes ("core/check.cuh", "gemm/gemm.cuh") resolve to
+each other, as in csrc.
 """
 import pathlib
 import re
@@ -76,11 +78,12 @@ def main(argv):
     src_dir, out_dir = pathlib.Path(argv[1]), pathlib.Path(argv[2])
     out_dir.mkdir(parents=True, exist_ok=True)
     count = 0
-    for path in sorted(list(src_dir.glob("*.cu")) + list(src_dir.glob("*.cuh"))):
-        text = path.read_text()
-        new = convert(text, path.name)
+    for path in sorted(list(src_dir.rglob("*.cu")) + list(src_dir.rglob("*.cuh"))):
+        rel = path.relative_to(src_dir)
+        new = convert(path.read_text(), rel.as_posix())
         count += new.count("::emu::LaunchCfg(")
-        (out_dir / path.name).write_text(new)
+        (out_dir / rel).parent.mkdir(parents=True, exist_ok=True)
+        (out_dir / rel).write_text(new)
     print(f"converted {count} launch(es) from {src_dir} into {out_dir}")
 
 

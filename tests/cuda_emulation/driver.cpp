@@ -1,5 +1,5 @@
-// Runs every op of csrc/cuda/kernels.h under the host emulation (emulate.h) and the CPU
-// kernel of csrc/cpu/kernels.h on identical inputs, and compares the results.
+// Runs every op of csrc/ops/cuda_kernels.h under the host emulation (emulate.h) and the CPU
+// kernel of csrc/ops/cpu_kernels.h on identical inputs, and compares the results.
 //
 //   driver [--tol=op:atol:rtol ...] [--only=op]
 //
@@ -25,8 +25,8 @@
 #include <string>
 #include <vector>
 
-#include "cpu/kernels.h"
-#include "cuda/kernels.h"
+#include "ops/cpu_kernels.h"
+#include "ops/cuda_kernels.h"
 #include "emulate.h"
 
 namespace {

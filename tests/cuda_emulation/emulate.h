@@ -1,4 +1,4 @@
-// Host emulation of the CUDA subset used by csrc/cuda, so the real kernel sources compile
+// Host emulation of the CUDA subset used by the CUDA kernels of csrc, so the real kernel sources compile
 // with a plain C++ compiler and run on the CPU (see README.md).
 //
 // Execution model. A launch runs its blocks one after another. The threads of a block are

@@ -1,4 +1,4 @@
-// The engine runtime pieces the kernel wrappers need (declared in csrc/cuda/check.cuh), for
+// The engine runtime pieces the kernel wrappers need (declared in csrc/core/check.cuh), for
 // the host emulation: there is one "stream" (launches run synchronously), and scratch memory
 // is host memory filled with 0xFF bytes (NaN as float or double, -1 as an integer), so a
 // kernel that reads scratch it never wrote produces NaNs the comparison catches. Guard
@@ -8,7 +8,7 @@
 #include <cstring>
 #include <string>
 
-#include "check.cuh"
+#include "core/check.cuh"
 
 namespace tfe::cuda {
 namespace {
