@@ -387,7 +387,7 @@ def torch_trainer(env, arch, state, tfe_model, dtype=None):
     import torch_models
 
     torch = env.torch
-    model = torch_models.build(arch).to(env.device)
+    model = torch_models.mirror(tfe_model, env.device)
     torch_models.load_tfe_state(model, state)
     if dtype is not None:
         model = model.to(dtype)

@@ -1,17 +1,21 @@
-"""PyTorch mirrors of tfe's networks (ResNet12/ResNet18, DeepID, TFE), layer for layer.
+"""PyTorch twins of tfe's networks, built from the layer list a tfe model describes.
 
-Every parameter and buffer has the name it has in tfe's ``state_dict()``, so a tfe model's
-weights load into its mirror by name (``load_tfe_state``) and the two compute the same
-function: the GPU benchmark times both from identical weights, and the tests check that
-the mirrors' forward equals tfe's. The structure follows python/tfe/models/*.py and
-python/tfe/nn/*.py; when those change, change this file with them.
+The twin of a tfe model is ``build(tfe.layers.describe(model))``: the same layer list that
+a model file stores and that the C library and the ONNX export run, here as PyTorch
+modules that also train (batch norm with batch statistics, dropout). Every parameter and
+buffer has the name it has in tfe's ``state_dict()``, so a tfe model's weights load into
+its twin by name (``load_tfe_state``) and the two compute the same function: the
+benchmarks time both from identical weights, and the tests check that the twins' forward
+and training step equal tfe's. The network's structure is therefore written once, in
+python/tfe/layers.py; this file knows only what each kind of layer computes.
 
     import torch_models
-    tm = torch_models.mirror(tfe_model)           # built from tfe_model.arch, weights copied
+    tm = torch_models.mirror(tfe_model)           # from tfe_model's layer list, weights copied
     torch_models.load_tfe_state(tm, tfe_model.state_dict())   # copy again later
 
 Only ``num_batches_tracked`` (a counter PyTorch's batch norm keeps and tfe does not) is
-allowed to exist on one side only.
+allowed to exist on one side only. This module does not import tfe (the benchmarks' PyTorch
+processes run without it): ``mirror`` takes the list from the model it is given.
 """
 
 from __future__ import annotations
@@ -21,29 +25,23 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-STAGE_WIDTHS = (16, 32, 64)  # python/tfe/models/resnet.py
-BN_EPS, BN_MOMENTUM = 1e-5, 0.1  # tfe's BatchNorm2d / TFEHead defaults (the same as torch's)
-
-
-# ---------------------------------------------------------------------------------------------
-# ResNet
+BN_MOMENTUM = 0.1  # tfe's BatchNorm2d / TFEHead default (the same as torch's)
 
 
 class Block(nn.Module):
-    """tfe's IdentityBlock (projection=False) or ProjectionBlock (projection=True):
-    relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x)), shortcut = x or proj_bn(proj(x))."""
+    """A ``residual_block`` layer: relu(bn2(conv2(relu(bn1(conv1(x))))) + s), with s = x or
+    proj_bn(proj(x)) (a 1x1 convolution at the block's stride)."""
 
-    def __init__(self, cin, cout, projection):
+    def __init__(self, cin, cout, kernel, stride, padding, eps, projection):
         super().__init__()
-        stride = 2 if projection else 1
-        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(cout, BN_EPS, BN_MOMENTUM)
-        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(cout, BN_EPS, BN_MOMENTUM)
+        self.conv1 = nn.Conv2d(cin, cout, kernel, stride, padding, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout, eps, BN_MOMENTUM)
+        self.conv2 = nn.Conv2d(cout, cout, kernel, 1, padding, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout, eps, BN_MOMENTUM)
         self.projection = projection
         if projection:
-            self.proj = nn.Conv2d(cin, cout, 1, 2, 0, bias=False)
-            self.proj_bn = nn.BatchNorm2d(cout, BN_EPS, BN_MOMENTUM)
+            self.proj = nn.Conv2d(cin, cout, 1, stride, 0, bias=False)
+            self.proj_bn = nn.BatchNorm2d(cout, eps, BN_MOMENTUM)
 
     def forward(self, x):
         h = F.relu(self.bn1(self.conv1(x)))
@@ -51,79 +49,15 @@ class Block(nn.Module):
         return F.relu(self.bn2(self.conv2(h)) + s)
 
 
-class ResNet(nn.Module):
-    """tfe.models.ResNet: 3x3 stem + BN + ReLU, stages of widths 16/32/64 whose first
-    block (after the first stage) is a projection block, global average pool, linear."""
-
-    def __init__(self, blocks=(3, 3, 2), num_classes=8, in_channels=1):
-        super().__init__()
-        self.stem_conv = nn.Conv2d(in_channels, STAGE_WIDTHS[0], 3, 1, 1, bias=False)
-        self.stem_bn = nn.BatchNorm2d(STAGE_WIDTHS[0], BN_EPS, BN_MOMENTUM)
-        layers, c = [], STAGE_WIDTHS[0]
-        for stage, (width, count) in enumerate(zip(STAGE_WIDTHS, blocks)):
-            for i in range(count):
-                layers.append(Block(c, width, projection=stage > 0 and i == 0))
-                c = width
-        self.blocks = nn.Sequential(*layers)
-        self.feature_dim = c
-        self.fc = nn.Linear(c, num_classes)
-
-    def features(self, x):
-        h = F.relu(self.stem_bn(self.stem_conv(x)))
-        return self.blocks(h).mean((2, 3))
-
-    def forward(self, x):
-        return self.fc(self.features(x))
-
-
-# ---------------------------------------------------------------------------------------------
-# DeepID
-
-
-class DeepID(nn.Module):
-    """tfe.models.DeepID: four valid convolutions (with bias) and 2x2 max pools; the 160-d
-    feature sees flatten(pool3) ++ flatten(conv4); dropout and the identity classifier
-    follow (used only when the network is trained alone)."""
-
-    feature_dim = 160
-
-    def __init__(self, num_identities, in_channels=1, dropout=0.4):
-        super().__init__()
-        self.conv1 = nn.Conv2d(in_channels, 20, 4)
-        self.conv2 = nn.Conv2d(20, 40, 3)
-        self.conv3 = nn.Conv2d(40, 60, 3)
-        self.conv4 = nn.Conv2d(60, 80, 2)
-        self.pool = nn.MaxPool2d(2)
-        self.fc = nn.Linear(60 * 4 * 4 + 80 * 3 * 3, self.feature_dim)
-        self.dropout = nn.Dropout(dropout)
-        self.classifier = nn.Linear(self.feature_dim, num_identities)
-
-    def features(self, x):
-        h = self.pool(F.relu(self.conv1(x)))
-        h = self.pool(F.relu(self.conv2(h)))
-        pool3 = self.pool(F.relu(self.conv3(h)))
-        conv4 = F.relu(self.conv4(pool3))
-        z = torch.cat([pool3.flatten(1), conv4.flatten(1)], 1)
-        return F.relu(self.fc(z))
-
-    def forward(self, x):
-        return self.classifier(self.dropout(self.features(x)))
-
-
-# ---------------------------------------------------------------------------------------------
-# TFE
-
-
 class TFEHead(nn.Module):
-    """tfe.nn.TFEHead: BN1d over zi ++ ze (one 224-long vector per statistic, tfe's names),
-    then a linear layer. F.batch_norm is used directly so that the buffers keep tfe's names
-    (an nn.BatchNorm1d would nest them under a sub-module)."""
+    """A ``tfe_head`` layer: BN1d over zi ++ ze (one vector per statistic, tfe's names), then
+    a linear layer. F.batch_norm is used directly so that the buffers keep tfe's names (an
+    nn.BatchNorm1d would nest them under a sub-module)."""
 
-    def __init__(self, identity_dim=160, emotion_dim=64, num_classes=8, eps=BN_EPS,
-                 momentum=BN_MOMENTUM):
+    def __init__(self, identity_dim, emotion_dim, num_classes, eps):
         super().__init__()
         d = identity_dim + emotion_dim
-        self.eps, self.momentum = eps, momentum
+        self.eps, self.momentum = eps, BN_MOMENTUM
         self.bn_weight = nn.Parameter(torch.ones(d))
         self.bn_bias = nn.Parameter(torch.zeros(d))
         self.register_buffer("running_mean", torch.zeros(d))
@@ -140,34 +74,89 @@ class TFEHead(nn.Module):
         return F.linear(z, self.weight, self.bias)
 
 
-class TFE(nn.Module):
-    """tfe.models.TFE: head(identity.features(x), emotion.features(x)). The branches' own
-    classifiers (identity.classifier, emotion.fc) exist, as in tfe, but are not used."""
+def _module(layer):
+    """The PyTorch module of a layer with tensors (None for the others)."""
+    kind = layer["kind"]
+    if kind == "conv2d":
+        return nn.Conv2d(layer["in_channels"], layer["out_channels"], layer["kernel"],
+                         layer["stride"], layer["padding"], bias=layer["bias"])
+    if kind == "batchnorm":
+        return nn.BatchNorm2d(layer["channels"], layer["eps"], BN_MOMENTUM)
+    if kind == "linear":
+        return nn.Linear(layer["in_features"], layer["out_features"], bias=layer["bias"])
+    if kind == "residual_block":
+        return Block(layer["in_channels"], layer["out_channels"], layer["kernel"],
+                     layer["stride"], layer["padding"], layer["eps"],
+                     layer["shortcut"] == "projection")
+    if kind == "tfe_head":
+        return TFEHead(layer["identity_dim"], layer["emotion_dim"], layer["num_classes"],
+                       layer["eps"])
+    return None
 
-    def __init__(self, identity: DeepID, emotion: ResNet, num_classes=8):
+
+def _reads(layers, i):
+    """The indices layer i reads (-1: the network input); tfe.layers.inputs_of."""
+    layer = layers[i]
+    return list(layer["inputs"]) if "inputs" in layer else [layer.get("input", i - 1)]
+
+
+class LayerNet(nn.Module):
+    """The network a layer list describes, trainable. Layers the output (the last layer)
+    does not depend on (a TFE model's branch classifiers) hold their tensors but never run."""
+
+    def __init__(self, layers):
         super().__init__()
-        self.identity = identity
-        self.emotion = emotion
-        self.head = TFEHead(identity.feature_dim, emotion.feature_dim, num_classes)
+        self.layers = layers
+        self.runs = [False] * len(layers)
+        self.runs[-1] = True
+        for i in range(len(layers) - 1, -1, -1):
+            for j in _reads(layers, i) if self.runs[i] else ():
+                if j >= 0:
+                    self.runs[j] = True
+        self.modules_of = []
+        for layer in layers:
+            m = _module(layer)
+            if m is not None:
+                *path, leaf = layer["name"].split(".")
+                parent = self
+                for part in path:
+                    if part not in parent._modules:
+                        parent.add_module(part, nn.Module())
+                    parent = parent._modules[part]
+                parent.add_module(leaf, m)
+            self.modules_of.append(m)
 
     def forward(self, x):
-        return self.head(self.identity.features(x), self.emotion.features(x))
+        values = {-1: x}
+        for i, layer in enumerate(self.layers):
+            if self.runs[i]:
+                values[i] = self._run(layer, self.modules_of[i],
+                                      [values[j] for j in _reads(self.layers, i)])
+        return values[len(self.layers) - 1]
+
+    def _run(self, layer, m, xs):
+        if m is not None:
+            return m(*xs)
+        kind, x = layer["kind"], xs[0]
+        if kind == "relu":
+            return F.relu(x)
+        if kind == "maxpool2d":
+            return F.max_pool2d(x, layer["kernel"], layer["stride"])
+        if kind == "global_avg_pool":
+            return x.mean((2, 3))
+        if kind == "flatten":
+            return x.flatten(1)
+        if kind == "concat":
+            return torch.cat(xs, 1)
+        if kind == "dropout":
+            return F.dropout(x, layer["p"], self.training)
+        raise ValueError(f"[torch_models] unknown layer kind {kind!r}")
 
 
-# ---------------------------------------------------------------------------------------------
-# building and loading
-
-
-def build(arch: dict) -> nn.Module:
-    """A mirror of ``tfe.models.build(arch)`` (``arch`` as stored in ``tfe_model.arch``)."""
-    name = arch.get("name")
-    if name == "deepid":
-        return DeepID(arch["num_identities"], arch.get("in_channels", 1), arch.get("dropout", 0.4))
-    if name in ("resnet12", "resnet18", "resnet"):
-        return ResNet(tuple(arch["blocks"]), arch["num_classes"], arch.get("in_channels", 1))
-    if name == "tfe":
-        return TFE(build(arch["identity"]), build(arch["emotion"]), arch["num_classes"])
-    raise ValueError(f"[torch_models.build] unknown architecture {name!r}")
+def build(layers: list) -> nn.Module:
+    """The PyTorch twin of the network ``layers`` describes (``tfe.layers.describe(model)``,
+    or the list a model file stores), freshly initialised."""
+    return LayerNet(layers)
 
 
 def torch_state_names(model: nn.Module) -> dict:
@@ -202,8 +191,10 @@ def load_tfe_state(model: nn.Module, state: dict) -> nn.Module:
 
 
 def mirror(tfe_model, device=None) -> nn.Module:
-    """The PyTorch mirror of ``tfe_model`` with its current weights and train/eval mode."""
-    model = build(tfe_model.arch)
+    """The PyTorch twin of ``tfe_model`` with its current weights and train/eval mode."""
+    from tfe.layers import describe  # the caller has tfe loaded already
+
+    model = build(describe(tfe_model))
     if device is not None:
         model = model.to(device)
     load_tfe_state(model, tfe_model.state_dict())

@@ -11,7 +11,7 @@ ratio = PyTorch time / tfe time (above 1 tfe is faster).
 One training step = forward + softmax cross-entropy + backward + SGD (momentum 0.9, weight
 decay 5e-4), the step tfe-train runs; inference = eval-mode forward without a graph.
 Both sides get the same random 1×48×48 batch; the models are the same layer for layer
-(benchmarks/torch_models.py mirrors tfe's); weights start from each library's own
+(benchmarks/torch_models.py builds its twin from the same layer list); weights start from each library's own
 initialisation, which does not change the work.
 
 Peak memory: the process's peak resident set (ru_maxrss) after the timed training steps
@@ -111,7 +111,7 @@ def _tfe_worker(arch, mode, batch, threads, min_time, x, y):
     return seconds, before, {"kernel": tfe._native.gemm_kernel(), "version": tfe.__version__}
 
 
-def _torch_worker(arch, mode, batch, threads, min_time, x, y):
+def _torch_worker(layers, mode, batch, threads, min_time, x, y):
     import torch
     import torch.nn.functional as F
 
@@ -121,7 +121,7 @@ def _torch_worker(arch, mode, batch, threads, min_time, x, y):
     torch.set_num_threads(threads)
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
     before = _rss_mib()
-    model = torch_models.build(arch)
+    model = torch_models.build(layers)
     if mode == "train":
         model.train()
         opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
@@ -148,8 +148,10 @@ def worker(args) -> None:
     rng = np.random.default_rng(0)
     x = rng.standard_normal((args.batch, 1, 48, 48), dtype=np.float32)
     y = rng.integers(0, classes_of(arch), args.batch).astype(np.int64)
+    # The PyTorch process never imports tfe: it gets the layer list its twin is built from.
+    net = arch if args.framework == "tfe" else json.loads(args.layers)
     run = _tfe_worker if args.framework == "tfe" else _torch_worker
-    seconds, before, info = run(arch, args.mode, args.batch, args.threads, args.min_time, x, y)
+    seconds, before, info = run(net, args.mode, args.batch, args.threads, args.min_time, x, y)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
     print(json.dumps({"seconds": seconds, "images_per_s": args.batch / seconds,
                       "peak_mib": peak - before, **info}))
@@ -161,9 +163,13 @@ def worker(args) -> None:
 
 def measure(framework, model, mode, batch, threads, min_time) -> dict:
     env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+    from tfe.model_reader import layers_from_architecture
+
+    arch = arch_of(model)
     cmd = [sys.executable, os.path.abspath(__file__), "--worker", "--framework", framework,
-           "--arch", json.dumps(arch_of(model)), "--mode", mode, "--batch", str(batch),
-           "--threads", str(threads), "--min-time", str(min_time)]
+           "--arch", json.dumps(arch), "--mode", mode, "--batch", str(batch),
+           "--threads", str(threads), "--min-time", str(min_time),
+           "--layers", json.dumps(layers_from_architecture(arch, 48))]
     out = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if out.returncode != 0:
         raise SystemExit(f"train_throughput: {framework} {model} {mode} failed:\n{out.stderr}")
@@ -232,6 +238,7 @@ def main(argv=None) -> int:
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--framework", choices=("tfe", "torch"), help=argparse.SUPPRESS)
     ap.add_argument("--arch", help=argparse.SUPPRESS)
+    ap.add_argument("--layers", help=argparse.SUPPRESS)
     ap.add_argument("--mode", choices=("train", "infer"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker:

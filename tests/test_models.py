@@ -9,6 +9,7 @@ import pytest
 
 import tfe.random
 from tfe import backend, models, ops, optim
+from tfe.layers import describe
 from tfe.tensor import Tensor
 
 from float64_oracle import assert_as_accurate_as_float32, train_steps
@@ -126,4 +127,4 @@ def _torch_resnet(torch, state):
     spec = importlib.util.spec_from_file_location("tfe_bench_torch_models", path)
     tm = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tm)
-    return tm.load_tfe_state(tm.ResNet((2, 2, 1)), state)
+    return tm.load_tfe_state(tm.build(describe(models.resnet12())), state)

@@ -1,5 +1,6 @@
-"""benchmarks/torch_models.py: the PyTorch mirrors of tfe's networks compute what tfe
-computes from the same weights (the GPU benchmark's comparisons rest on it)."""
+"""benchmarks/torch_models.py: the PyTorch twins of tfe's networks, built from their layer
+lists, compute what tfe computes from the same weights (the benchmarks' comparisons rest
+on it)."""
 
 import importlib.util
 import os
@@ -9,6 +10,7 @@ import pytest
 
 import tfe.random
 from tfe import models, ops, optim
+from tfe.layers import describe
 from tfe.tensor import Tensor
 
 pytestmark = pytest.mark.numerics  # re-run on every lower kernel level: tests/test_kernel_levels.py
@@ -66,7 +68,7 @@ def test_names_and_shapes_match(name, rng):
 
 def test_load_rejects_a_missing_or_extra_name(rng):
     m = _model("resnet18", rng)
-    t = tm.build(m.arch)
+    t = tm.build(describe(m))
     state = m.state_dict()
     with pytest.raises(KeyError, match="blocks.0.conv1.weight"):
         tm.load_tfe_state(t, {k: v for k, v in state.items() if k != "blocks.0.conv1.weight"})
@@ -83,11 +85,11 @@ def test_forward_equals_tfe(name, mode, rng):
     different masks in the two libraries: in train mode it is compared with p = 0 (TFE
     does not use dropout: its head reads DeepID's features, before the dropout)."""
     m = _model(name, rng)
+    if name == "deepid" and mode == "train":
+        m.dropout.p = 0.0  # before the twin is built: its layer list carries p
     t = tm.mirror(m)
     m.train(mode == "train")
     t.train(mode == "train")
-    if name == "deepid" and mode == "train":
-        m.dropout.p = t.dropout.p = 0.0
     # Batch 16: with fewer images the head's BN1d sees near-zero batch variances for some
     # DeepID features and amplifies float32 rounding (see test_models.py).
     x = rng.standard_normal((16, 1, 48, 48)).astype(np.float32)

@@ -3,8 +3,8 @@
 ``describe(model)`` walks a tfe model (DeepID, ResNet, TFE) and returns its layers in the
 order they run; a model file stores that list (metadata "layers", JSON), and the Python
 loader (``build``), the C library (csrc/infer/graph.cpp) and the ONNX export all build
-their network from it. (benchmarks/torch_models.py still mirrors the model classes: it
-also trains, which an evaluation-only list does not describe.) A file written before the list
+their network from it, and so does the PyTorch twin of the benchmarks and tests
+(benchmarks/torch_models.py, which also trains it). A file written before the list
 was stored gets the list its architecture JSON describes
 (``tfe.model_reader`` / layers.cpp: layers_from_architecture).
 
