@@ -23,6 +23,7 @@ def test_results_follow_the_contract(run_dir):
     assert proto["fold_hash"].startswith("sha256:") and proto["tfe_version"]
     assert proto["epochs"] == {"identity": 1, "emotion": 2, "joint": 1}
     assert proto["device"] == "cpu"
+    assert proto["threads"] >= 1 and proto["cpu_kernels"]["gemm"] == tfe._native.gemm_kernel()
     for key in ("baseline", "tfe_jl"):
         entry = doc[key]
         assert 0 <= entry["test_acc"] <= 100 and len(entry["per_fold"]) == 1

@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from . import Device, __version__, get_num_threads, models, optim
+from . import Device, __version__, _native, get_num_threads, models, optim
 from . import random as tfe_random
 from .data import Augmenter, ImageSet, Normalizer
 from .data.verification import generate_pairs, verification_accuracy
@@ -472,6 +472,10 @@ def results_document(per_split, protocol: Protocol, *, synthetic, classes, frame
             "device": str(protocol.device), "cuda_graph": protocol.cuda_graph,
             # CPU threads of this run; the results do not depend on it (fixed reductions).
             "threads": get_num_threads(),
+            # What the float32 roundings do depend on: the CPU kernel level and whether the
+            # 3x3 convolutions of training take Winograd (csrc/conv/winograd_train.cpp).
+            "cpu_kernels": {"gemm": _native.gemm_kernel(),
+                            "conv_winograd": os.environ.get("TFE_CONV_WINOGRAD", "0")},
             "tfe_version": __version__,
         },
         "baseline": None if baseline is None else {"model": protocol.emotion_model, **baseline},
