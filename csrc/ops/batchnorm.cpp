@@ -69,8 +69,7 @@ void batchnorm_forward_eval(float* y, const float* x, const float* gamma, const 
   for (int64_t nc = 0; nc < planes; ++nc) {
     const int c = static_cast<int>(nc % C);
     const float mu = running_mean[c];
-    const float scale = static_cast<float>(
-        static_cast<double>(gamma[c]) / std::sqrt(static_cast<double>(running_var[c]) + eps));
+    const float scale = bn::eval_scale(gamma[c], running_var[c], eps);
     const float shift = beta[c];
     const float* p = x + nc * hw;
     float* q = y + nc * hw;

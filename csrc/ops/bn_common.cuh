@@ -1,8 +1,9 @@
 // Batch-norm building blocks shared by batchnorm.cu, residual.cu and tfe_head.cu (and the
-// vector/cursor helpers by gap.cu). The GPU counterpart of cpu/bn_common.h, with the same
-// numerics: statistics are sums of (x - K) and (x - K)^2 in double with the shift K = the
-// channel's first element, the forward folds the float rounding of the mean into the shift
-// (train_affine) and the backward recovers the exact mean from x (GradSums::sx).
+// vector/cursor helpers by gap.cu). The GPU counterpart of bn_common.h, with the same
+// numerics and the same per-channel formulas (one header for both, bn_math.h): statistics
+// are sums of (x - K) and (x - K)^2 in double with the shift K = the channel's first
+// element, the forward folds the float rounding of the mean into the shift (train_affine)
+// and the backward recovers the exact mean from x (GradSums::sx).
 //
 // Two layouts, as on the CPU:
 //  * "planes": x[N, C, HW] (BatchNorm2d, the residual epilogue). A channel is N strided
@@ -25,76 +26,18 @@
 #include <cstdint>
 
 #include "core/check.cuh"
+#include "ops/bn_math.h"
 
 namespace tfe::cuda::bn {
 
-// ---- numerics: the formulas of cpu/bn_common.h, in the same order ------------------------
-
-// Biased mean/variance from shifted sums s1 = sum(x - K), s2 = sum((x - K)^2).
-__device__ inline void moments_from_shifted(double K, double s1, double s2, long long count,
-                                            double* mean, double* var) {
-  const double m1 = s1 / static_cast<double>(count);
-  *mean = K + m1;
-  const double v = s2 / static_cast<double>(count) - m1 * m1;
-  *var = v > 0.0 ? v : 0.0;
-}
-
-// Saved statistics and the running-stat update of one channel (running_var gets the
-// unbiased variance; count == 1 keeps the biased 0, see cpu/bn_common.h). Returns invstd.
-__device__ inline double finish_train_stats(double mean, double var, long long count, float eps,
-                                            float momentum, float* save_mean,
-                                            float* save_invstd, float* running_mean,
-                                            float* running_var) {
-  const double invstd = 1.0 / sqrt(var + static_cast<double>(eps));
-  *save_mean = static_cast<float>(mean);
-  *save_invstd = static_cast<float>(invstd);
-  const double m = momentum;
-  const double unbiased =
-      count > 1 ? var * static_cast<double>(count) / static_cast<double>(count - 1) : var;
-  if (running_mean) *running_mean = static_cast<float>((1.0 - m) * *running_mean + m * mean);
-  if (running_var) *running_var = static_cast<float>((1.0 - m) * *running_var + m * unbiased);
-  return invstd;
-}
-
-// y = (x - mu) * scale + shift with mu = float(mean) (= save_mean); the part of the double
-// mean lost in that rounding is folded into shift.
-struct Affine {
-  float mu, scale, shift;
-};
-__device__ inline Affine train_affine(double mean, double invstd, float gamma, float beta) {
-  const float mu = static_cast<float>(mean);
-  const double scale = static_cast<double>(gamma) * invstd;
-  return {mu, static_cast<float>(scale),
-          static_cast<float>(static_cast<double>(beta) -
-                             (mean - static_cast<double>(mu)) * scale)};
-}
-
-// Eval-mode scale gamma / sqrt(running_var + eps), rounded once (as the CPU does).
-__device__ inline float eval_scale(float gamma, float running_var, float eps) {
-  return static_cast<float>(static_cast<double>(gamma) /
-                            sqrt(static_cast<double>(running_var) + static_cast<double>(eps)));
-}
-
-// Backward reductions of one channel, relative to mu = save_mean (float):
-//   sdy = sum(g), sdx = sum(g * (x - mu)), sx = sum(x - mu).
-// dx = a * g - b * (x - mu) - c; dgamma += sum(g * xhat), dbeta += sum(g) (nullable).
-struct BackwardCoef {
-  float a, b, c;
-};
-__device__ inline BackwardCoef backward_coef(double sdy, double sdx_mu, double sx,
-                                             long long count, float gamma, float invstd,
-                                             float* dgamma, float* dbeta) {
-  const double is = invstd;
-  const double inv_count = 1.0 / static_cast<double>(count);
-  const double delta = sx * inv_count;       // exact mean - mu
-  const double sdx = sdx_mu - delta * sdy;   // sum(g * (x - mean))
-  if (dgamma) *dgamma += static_cast<float>(sdx * is);
-  if (dbeta) *dbeta += static_cast<float>(sdy);
-  const double A = static_cast<double>(gamma) * is;
-  const double B = A * is * is * sdx * inv_count;
-  return {static_cast<float>(A), static_cast<float>(B),
-          static_cast<float>(A * sdy * inv_count - B * delta)};
-}
+// ---- numerics: the per-channel formulas, shared with the CPU kernels (bn_math.h) ---------
+using tfe::bn::Affine;
+using tfe::bn::BackwardCoef;
+using tfe::bn::backward_coef;
+using tfe::bn::eval_scale;
+using tfe::bn::finish_train_stats;
+using tfe::bn::moments_from_shifted;
+using tfe::bn::train_affine;
 
 // ---- fixed-order reductions ------------------------------------------------------------
 

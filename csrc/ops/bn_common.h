@@ -23,6 +23,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "ops/bn_math.h"
 #include "ops/cpu_kernels.h"
 
 namespace tfe::cpu::bn {
@@ -34,46 +35,14 @@ constexpr int64_t kParallelMin = 32768;
 // Columns handled per task on the column layout: 64 doubles of each accumulator stay in L1.
 constexpr int kColBlock = 64;
 
-// Biased mean/variance from shifted sums s1 = sum(x - K), s2 = sum((x - K)^2).
-inline void moments_from_shifted(double K, double s1, double s2, int64_t count, double* mean,
-                                 double* var) {
-  const double m1 = s1 / static_cast<double>(count);
-  *mean = K + m1;
-  const double v = s2 / static_cast<double>(count) - m1 * m1;
-  *var = v > 0.0 ? v : 0.0;
-}
-
-// Turns one channel's batch moments into the saved statistics and updates the running ones
-// (PyTorch semantics: running_var gets the unbiased variance). Returns invstd.
-inline double finish_train_stats(double mean, double var, int64_t count, float eps,
-                                 float momentum, float* save_mean, float* save_invstd,
-                                 float* running_mean, float* running_var) {
-  const double invstd = 1.0 / std::sqrt(var + static_cast<double>(eps));
-  *save_mean = static_cast<float>(mean);
-  *save_invstd = static_cast<float>(invstd);
-  const double m = momentum;
-  // count == 1 has no unbiased variance; the bindings reject it for training (as PyTorch
-  // does), so the NaN this would give never reaches a user. Keep the biased 0 instead.
-  const double unbiased =
-      count > 1 ? var * static_cast<double>(count) / static_cast<double>(count - 1) : var;
-  if (running_mean) *running_mean = static_cast<float>((1.0 - m) * *running_mean + m * mean);
-  if (running_var) *running_var = static_cast<float>((1.0 - m) * *running_var + m * unbiased);
-  return invstd;
-}
-
-// The forward map of one channel, y = (x - mu) * scale + shift, with mu = float(mean) (what
-// save_mean holds). The part of the double mean lost in that rounding is folded into shift,
-// so y is as accurate as float arithmetic allows even when |mean| >> std: x - mu is then
-// nearly exact, and the rounding of mu costs nothing.
-struct Affine {
-  float mu, scale, shift;
-};
-inline Affine train_affine(double mean, double invstd, float gamma, float beta) {
-  const float mu = static_cast<float>(mean);
-  const double scale = static_cast<double>(gamma) * invstd;
-  return {mu, static_cast<float>(scale),
-          static_cast<float>(static_cast<double>(beta) - (mean - static_cast<double>(mu)) * scale)};
-}
+// The per-channel formulas, shared with the CUDA kernels (bn_math.h).
+using tfe::bn::Affine;
+using tfe::bn::BackwardCoef;
+using tfe::bn::backward_coef;
+using tfe::bn::eval_scale;
+using tfe::bn::finish_train_stats;
+using tfe::bn::moments_from_shifted;
+using tfe::bn::train_affine;
 
 // ---- planes layout: x[N, C, HW] --------------------------------------------------------------
 
@@ -124,28 +93,10 @@ inline GradSums plane_grad_sums(G g, const float* x, float mu, int N, int C, int
   return {a, b, e};
 }
 
-// dx = A * g - B * (x - mu) - Cc: the BN input gradient of one channel with, for
-// xhat = (x - mean) * invstd and mean = mu + delta:
-//   A = gamma * invstd, B = A * invstd^2 * sum(g * (x - mean)) / count,
-//   Cc = A * sum(g) / count - B * delta.
-struct BackwardCoef {
-  float a, b, c;
-};
-
-// Accumulates dgamma += sum(g * xhat), dbeta += sum(g) (either may be nullptr) and returns
-// the dx coefficients.
+// The input-gradient coefficients of one channel from its reductions (bn_math.h).
 inline BackwardCoef backward_coef(const GradSums& s, int64_t count, float gamma, float invstd,
                                   float* dgamma, float* dbeta) {
-  const double is = invstd;
-  const double inv_count = 1.0 / static_cast<double>(count);
-  const double delta = s.sx * inv_count;
-  const double sdx = s.sdx - delta * s.sdy;  // sum(g * (x - mean))
-  if (dgamma) *dgamma += static_cast<float>(sdx * is);
-  if (dbeta) *dbeta += static_cast<float>(s.sdy);
-  const double A = static_cast<double>(gamma) * is;
-  const double B = A * is * is * sdx * inv_count;
-  return {static_cast<float>(A), static_cast<float>(B),
-          static_cast<float>(A * s.sdy * inv_count - B * delta)};
+  return backward_coef(s.sdy, s.sdx, s.sx, count, gamma, invstd, dgamma, dbeta);
 }
 
 // ---- columns layout: x[N, C] with row stride ldx -------------------------------------------
@@ -206,8 +157,7 @@ inline void column_forward_eval(float* y, int64_t ldy, const float* x, int64_t l
                                 const float* running_var, int N, int C, float eps) {
   std::vector<float> scale(C);
   for (int c = 0; c < C; ++c)
-    scale[c] = static_cast<float>(static_cast<double>(gamma[c]) /
-                                  std::sqrt(static_cast<double>(running_var[c]) + eps));
+    scale[c] = eval_scale(gamma[c], running_var[c], eps);
   const float* sc = scale.data();
   const bool par = static_cast<int64_t>(N) * C >= kParallelMin;
 #pragma omp parallel for schedule(static) if (par) num_threads(tfe::cpu::num_threads())

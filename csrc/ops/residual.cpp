@@ -81,8 +81,7 @@ void residual_forward_eval(float* y, const float* x, const float* shortcut, cons
 #pragma omp parallel for schedule(static) if (par) num_threads(num_threads())
   for (int64_t nc = 0; nc < planes; ++nc) {
     const int c = static_cast<int>(nc % C);
-    const float scale = static_cast<float>(
-        static_cast<double>(gamma[c]) / std::sqrt(static_cast<double>(running_var[c]) + eps));
+    const float scale = bn::eval_scale(gamma[c], running_var[c], eps);
     epilogue_plane(y + nc * hw, x + nc * hw, shortcut + nc * hw, hw, running_mean[c], scale,
                    beta[c]);
   }
