@@ -104,11 +104,13 @@ def _write_pnm(path, img, ascii=False):
 @pytest.fixture(scope="module")
 def images(tmp_path_factory):
     """(paths, arrays): gray and colour, binary and ASCII PNM, square, tall and wide, smaller
-    than, equal to and larger than the 48x48 input (both resampling branches)."""
+    than, equal to and larger than the 48x48 input (both resampling branches, and the direct
+    copy of a centre crop that is already 48 pixels wide, gray and colour)."""
     rng = np.random.default_rng(3)
     folder = tmp_path_factory.mktemp("images")
     specs = [(48, 48, 1, False), (61, 37, 1, False), (150, 200, 3, False), (96, 96, 1, True),
-             (100, 130, 3, True), (20, 20, 3, False), (333, 251, 1, False), (1, 1, 1, False)]
+             (100, 130, 3, True), (20, 20, 3, False), (333, 251, 1, False), (1, 1, 1, False),
+             (48, 75, 3, False), (70, 48, 1, False)]
     paths, arrays = [], []
     for i, (h, w, c, asc) in enumerate(specs):
         y, x = np.mgrid[0:h, 0:w]
