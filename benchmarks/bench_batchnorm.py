@@ -8,9 +8,7 @@ the forward (statistics, then normalisation) will show less than the bandwidth i
 import numpy as np
 import pytest
 
-pytest.importorskip("pytest_benchmark")
-
-import shapes  # noqa: E402
+import shapes
 
 N = shapes.BATCHES[0]
 ACTS = shapes.BN_ACTS + [shapes.Act("bn1d_224", shapes.DEEPID_FEATURE + shapes.EMOTION_FEATURE)]

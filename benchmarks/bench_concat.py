@@ -2,9 +2,7 @@
 
 import pytest
 
-pytest.importorskip("pytest_benchmark")
-
-import shapes  # noqa: E402
+import shapes
 
 N = shapes.BATCHES[0]
 

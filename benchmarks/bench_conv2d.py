@@ -9,9 +9,7 @@ accumulated into persistent buffers, as the autograd layer does. extra_info hold
 import numpy as np
 import pytest
 
-pytest.importorskip("pytest_benchmark")
-
-import shapes  # noqa: E402
+import shapes
 
 CONVS = [c for c in shapes.RESNET18_CONVS] + list(shapes.DEEPID_CONVS)
 

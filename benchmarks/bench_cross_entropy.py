@@ -1,11 +1,8 @@
 """Softmax cross-entropy on [N, 8] logits with integer labels, batch 128."""
 
 import numpy as np
-import pytest
 
-pytest.importorskip("pytest_benchmark")
-
-import shapes  # noqa: E402
+import shapes
 
 N, K = shapes.BATCHES[0], shapes.CLASSES
 

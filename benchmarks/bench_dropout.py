@@ -1,10 +1,6 @@
 """Dropout (p = 0.4, counter-based RNG) on DeepID's [N, 160] feature, batch 128."""
 
-import pytest
-
-pytest.importorskip("pytest_benchmark")
-
-import shapes  # noqa: E402
+import shapes
 
 N = shapes.BATCHES[0]
 ACT, P = shapes.DROPOUT, shapes.DROPOUT_P

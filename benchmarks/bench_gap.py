@@ -1,10 +1,6 @@
 """Global average pooling of ResNet18's last stage [N, 64, 12, 12] -> [N, 64]."""
 
-import pytest
-
-pytest.importorskip("pytest_benchmark")
-
-import shapes  # noqa: E402
+import shapes
 
 N = shapes.BATCHES[0]
 ACT = shapes.GAP_ACT

@@ -5,9 +5,7 @@ Backward includes the binding's bounds check of argmax (part of what a training 
 
 import pytest
 
-pytest.importorskip("pytest_benchmark")
-
-import shapes  # noqa: E402
+import shapes
 
 N = shapes.BATCHES[0]
 

@@ -3,9 +3,7 @@
 import numpy as np
 import pytest
 
-pytest.importorskip("pytest_benchmark")
-
-import shapes  # noqa: E402
+import shapes
 
 N = shapes.BATCHES[0]
 

@@ -1,11 +1,8 @@
 """One SGD step (momentum 0.9, weight decay) over every ResNet18 parameter tensor."""
 
 import numpy as np
-import pytest
 
-pytest.importorskip("pytest_benchmark")
-
-import shapes  # noqa: E402
+import shapes
 
 
 def test_sgd_step_resnet18(benchmark, native, throughput, randn):
