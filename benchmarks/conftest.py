@@ -8,8 +8,8 @@ skipped with a reason without one); ``-k cpu`` or ``-k cuda`` picks one.
 
 The files are named bench_<op>.py (one per op stem, as the design asks) and are not
 collected by the default test run (testpaths = ["tests"]); this conftest teaches pytest to
-collect them when it is pointed at this folder. Without pytest-benchmark every benchmark
-skips with a reason (the fallback ``benchmark`` fixture below).
+collect them when it is pointed at this folder. They also hold compare_torch.py's cases
+(torch_cases), so they import without pytest-benchmark; without it, every benchmark skips.
 """
 
 from __future__ import annotations
