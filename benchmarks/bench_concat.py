@@ -2,9 +2,7 @@
 
 import pytest
 
-pytest.importorskip("pytest_benchmark")
-
-import shapes  # noqa: E402
+import shapes
 
 N = shapes.BATCHES[0]
 
@@ -22,3 +20,41 @@ def test_concat_forward_backward(benchmark, native, throughput, randn, cat):
     benchmark.group = "concat"
     benchmark(step)
     throughput(benchmark, nbytes=cat.bytes_fwd_bwd(N))
+
+
+# ---- tfe vs PyTorch: this op's cases of benchmarks/compare_torch.py --------------------------
+
+TORCH_ORDER = 100  # where its sections come in compare_torch.py's output
+TORCH_SECTIONS = [  # (section, title) in output order
+    ("concat", "concat forward+backward"),
+]
+
+
+def torch_cases(setting):
+    """Forward + backward against torch.cat."""
+    native, torch, grad, batch = setting.native, setting.torch, setting.grad, setting.batch
+    randn, leaf, case = setting.randn, setting.leaf, setting.case
+    cases = []
+    for cat in shapes.CONCATS:
+        xs = [randn(batch, c) for c in cat.sizes]
+        dy = randn(batch, sum(cat.sizes))
+        txs, tdy = [leaf(a) for a in xs], torch.from_numpy(dy)
+        sizes = list(cat.sizes)
+
+        def tfe_step(xs=xs, dy=dy, sizes=sizes):
+            native.concat_forward(xs)
+            native.concat_backward(dy, sizes)
+
+        def torch_step(txs=txs, tdy=tdy):
+            grad(torch.cat(txs, 1), txs, tdy)
+
+        def check(xs=xs, dy=dy, sizes=sizes, txs=txs, tdy=tdy):
+            ty = torch.cat(txs, 1)
+            out = [("y", native.concat_forward(xs), ty)]
+            for j, (a, ta) in enumerate(zip(native.concat_backward(dy, sizes), grad(ty, txs, tdy))):
+                out.append((f"dx{j}", a, ta))
+            return out
+
+        cases.append(case("concat", cat.name, "+".join(map(str, cat.sizes)), 1,
+                          cat.bytes_fwd_bwd(batch), "GB/s", tfe_step, torch_step, check))
+    return cases

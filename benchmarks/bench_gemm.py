@@ -9,9 +9,7 @@ microseconds that matter at the smallest shapes (test_sgemm_call_overhead measur
 import numpy as np
 import pytest
 
-pytest.importorskip("pytest_benchmark")
-
-import shapes  # noqa: E402
+import shapes
 
 CASES = [("square_%dx%dx%d" % shapes.GEMM_SQUARE, *shapes.GEMM_SQUARE, False, False)]
 CASES += shapes.conv_gemm_shapes(shapes.RESNET18_CONVS)

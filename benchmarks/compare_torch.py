@@ -1,12 +1,12 @@
 #!/usr/bin/env python
 """tfe vs PyTorch (CPU, eager) side by side, one process, same thread count.
 
-For every ResNet18 conv shape (and DeepID's), forward + backward as one training step pays
-it: tfe's native.conv2d_forward + native.conv2d_backward (dw/db accumulated, dx unless the
-layer's input is the image) against F.conv2d + torch.autograd.grad of the same tensors.
-Then the other ops of a training step (batch norm, the residual epilogue, ReLU, add,
-max pool, GAP, linear, dropout, concat, cross-entropy, the SGD step, the TFE head), and
-tfe's GEMM core against torch.mm with the measured FMA peak of the machine.
+Every op of a training step, one training step's worth of it (forward + backward where it
+has a backward) on the shapes of the paper's networks (shapes.py), against the same
+computation in PyTorch: the cases come from torch_cases() of each benchmarks/bench_<op>.py,
+in their TORCH_ORDER (the convolutions of ResNet18 and DeepID first: --only group conv; the
+other ops: group ops). Then tfe's GEMM core against torch.mm with the measured FMA peak of
+the machine.
 
 Method:
   * inputs are created once; torch gets the same arrays (torch.from_numpy, no copy);
@@ -31,6 +31,8 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import glob
+import importlib
 import json
 import math
 import os
@@ -70,393 +72,52 @@ def _np(t):
     return np.asarray(t)
 
 
-def _keep_off_relu_kink(x, sc, gamma, beta, margin=1e-3):
-    """Move shortcut values so that no pre-activation bn(x) + sc lies within `margin` of 0.
+class Setting:
+    """What each bench_<op>.py's torch_cases(setting) builds its cases from: tfe's native
+    module and torch, the batch size, the random generator every case draws its inputs from
+    (one, in TORCH_ORDER: the inputs do not depend on how the cases are spread over files),
+    and helpers."""
 
-    Where it does, float32 rounding in tfe and torch may land on opposite sides of the ReLU
-    kink and the gradient of that element differs by the whole dy: a tie, not an error.
-    Among millions of random elements a few land within 1e-7 of 0, so without this the
-    check would flag correct kernels now and then. In place; timing is unaffected.
-    """
-    axes = (0,) + tuple(range(2, x.ndim))
-    shape = (1, -1) + (1,) * (x.ndim - 2)
-    x64 = x.astype(np.float64)
-    mean, var = x64.mean(axis=axes), x64.var(axis=axes)
-    z = ((x64 - mean.reshape(shape)) / np.sqrt(var.reshape(shape) + shapes.EPS)
-         * gamma.reshape(shape) + beta.reshape(shape) + sc)
-    near = np.abs(z) < margin
-    sc[near] += np.where(z[near] >= 0, 2 * margin, -2 * margin).astype(np.float32)
+    def __init__(self, native, torch, batch, rng):
+        self.native, self.torch, self.batch, self.rng = native, torch, batch, rng
+        self.F, self.grad = torch.nn.functional, torch.autograd.grad
+        self.case = Case
 
+    def randn(self, *shape, scale=1.0):
+        """float32 normal samples."""
+        return (self.rng.standard_normal(shape) * scale).astype(np.float32)
 
-def make_cases(native, torch, batch, rng, sections):
-    F = torch.nn.functional
-    grad = torch.autograd.grad
-    eps, mom = shapes.EPS, shapes.MOMENTUM
+    def leaf(self, a, requires_grad=True):
+        """A torch tensor sharing a's memory (torch.from_numpy), a leaf of autograd."""
+        return self.torch.from_numpy(a).requires_grad_(requires_grad)
 
-    def randn(*shape, scale=1.0):
-        return (rng.standard_normal(shape) * scale).astype(np.float32)
-
-    def leaf(a, requires_grad=True):
-        return torch.from_numpy(a).requires_grad_(requires_grad)
-
-    cases = []
-
-    # ---- conv2d --------------------------------------------------------------------------
-    def conv_case(section, c):
-        x = randn(*c.x_shape(batch))
-        w = randn(*c.w_shape(), scale=(c.cin * c.k * c.k) ** -0.5)
-        b = randn(c.cout) if c.bias else None
-        dy = randn(*c.y_shape(batch))
-        dw, db = np.zeros_like(w), np.zeros(c.cout, np.float32)
-        tx, tw = leaf(x, c.needs_dx), leaf(w)
-        tb = leaf(b) if c.bias else None
-        tdy = torch.from_numpy(dy)
-        wrt = ([tx] if c.needs_dx else []) + [tw] + ([tb] if c.bias else [])
-
-        def tfe_step():
-            native.conv2d_forward(x, w, b, c.stride, c.pad)
-            native.conv2d_backward(dy, x, w, c.stride, c.pad, dw=dw, db=db,
-                                   compute_dx=c.needs_dx)
-
-        def torch_step():
-            y = F.conv2d(tx, tw, tb, c.stride, c.pad)
-            grad(y, wrt, tdy)
-
-        def check():
-            y = native.conv2d_forward(x, w, b, c.stride, c.pad)
-            dx_, dw_, db_ = native.conv2d_backward(dy, x, w, c.stride, c.pad,
-                                                   compute_dx=c.needs_dx)
-            ty = F.conv2d(tx, tw, tb, c.stride, c.pad)
-            g = dict(zip(["dx"] * c.needs_dx + ["dw"] + ["db"] * c.bias, grad(ty, wrt, tdy)))
-            out = [("y", y, ty), ("dw", dw_, g["dw"])]
-            if c.needs_dx:
-                out.append(("dx", dx_, g["dx"]))
-            if c.bias:
-                out.append(("db", db_, g["db"]))
-            return out
-
-        cases.append(Case(section, c.name, c.label, c.count, c.flops_fwd_bwd(batch), "GFLOP/s",
-                          tfe_step, torch_step, check))
-
-    if "conv" in sections:
-        for c in shapes.RESNET18_CONVS:
-            conv_case("conv", c)
-        for c in shapes.DEEPID_CONVS:
-            conv_case("conv-deepid", c)
-
-    if "ops" not in sections:
-        return cases
-
-    # ---- batch norm (train forward + backward) ----------------------------------------------
-    def bn_state(c):
-        return (1 + 0.1 * randn(c), 0.1 * randn(c), np.zeros(c, np.float32),
+    def bn_state(self, c):
+        """(gamma, beta, running_mean, running_var) of a batch norm over c channels."""
+        return (1 + 0.1 * self.randn(c), 0.1 * self.randn(c), np.zeros(c, np.float32),
                 np.ones(c, np.float32))
 
-    for act in shapes.BN_ACTS + [shapes.Act("bn1d_224", shapes.TFE_HEAD.d, count=0)]:
-        if act.h * act.w == 1 and batch < 2:
-            continue  # training-mode BN1d needs a batch > 1
-        x, dy = randn(*act.shape(batch)), randn(*act.shape(batch))
-        g, b, rm, rv = bn_state(act.c)
-        dg, dbeta = np.zeros_like(g), np.zeros_like(b)
-        tx, tg, tb = leaf(x), leaf(g.copy()), leaf(b.copy())
-        trm, trv = torch.from_numpy(rm.copy()), torch.from_numpy(rv.copy())
-        tdy = torch.from_numpy(dy)
 
-        def tfe_step(x=x, dy=dy, g=g, b=b, rm=rm, rv=rv, dg=dg, dbeta=dbeta):
-            _, m, s = native.batchnorm_forward_train(x, g, b, rm, rv, eps, mom)
-            native.batchnorm_backward(dy, x, g, m, s, dgamma=dg, dbeta=dbeta)
+def bench_modules():
+    """The benchmarks/bench_<op>.py modules that define torch_cases, in their TORCH_ORDER.
 
-        def torch_step(tx=tx, tg=tg, tb=tb, trm=trm, trv=trv, tdy=tdy):
-            y = F.batch_norm(tx, trm, trv, tg, tb, True, mom, eps)
-            grad(y, (tx, tg, tb), tdy)
+    Each also defines TORCH_SECTIONS, its (section, title) pairs in output order, and may
+    define TORCH_ONLY, the --only group its cases belong to (default: ops)."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    modules = []
+    for path in sorted(glob.glob(os.path.join(here, "bench_*.py"))):
+        module = importlib.import_module(os.path.splitext(os.path.basename(path))[0])
+        if hasattr(module, "torch_cases"):
+            modules.append(module)
+    return sorted(modules, key=lambda m: m.TORCH_ORDER)
 
-        def check(x=x, dy=dy, g=g, b=b, tx=tx, tg=tg, tb=tb, tdy=tdy, c=act.c):
-            rm_, rv_ = np.zeros(c, np.float32), np.ones(c, np.float32)
-            y, m, s = native.batchnorm_forward_train(x, g, b, rm_, rv_, eps, mom)
-            dx, dg_, db_ = native.batchnorm_backward(dy, x, g, m, s)
-            trm_, trv_ = torch.zeros(c), torch.ones(c)
-            ty = F.batch_norm(tx, trm_, trv_, tg, tb, True, mom, eps)
-            tdx, tdg, tdb = grad(ty, (tx, tg, tb), tdy)
-            return [("y", y, ty), ("running_var", rv_, trv_), ("dx", dx, tdx),
-                    ("dgamma", dg_, tdg), ("dbeta", db_, tdb)]
 
-        cases.append(Case("batchnorm", act.name, str(act.shape(batch)), act.count,
-                          shapes.BYTES_PER_ELEM["batchnorm"] * act.numel(batch), "GB/s",
-                          tfe_step, torch_step, check))
-
-    # ---- residual epilogue relu(bn(x) + shortcut) vs torch bn + add + relu ------------------
-    for act in shapes.RESIDUAL_ACTS:
-        x, sc, dy = (randn(*act.shape(batch)) for _ in range(3))
-        g, b, rm, rv = bn_state(act.c)
-        _keep_off_relu_kink(x, sc, g, b)
-        dg, dbeta = np.zeros_like(g), np.zeros_like(b)
-        tx, ts, tg, tb = leaf(x), leaf(sc), leaf(g.copy()), leaf(b.copy())
-        trm, trv = torch.from_numpy(rm.copy()), torch.from_numpy(rv.copy())
-        tdy = torch.from_numpy(dy)
-
-        def tfe_step(x=x, sc=sc, dy=dy, g=g, b=b, rm=rm, rv=rv, dg=dg, dbeta=dbeta):
-            y, m, s = native.residual_forward_train(x, sc, g, b, rm, rv, eps, mom)
-            native.residual_backward(dy, y, x, g, m, s, dgamma=dg, dbeta=dbeta)
-
-        def torch_fwd(tx, ts, tg, tb, trm, trv):
-            return F.relu(F.batch_norm(tx, trm, trv, tg, tb, True, mom, eps) + ts)
-
-        def torch_step(tx=tx, ts=ts, tg=tg, tb=tb, trm=trm, trv=trv, tdy=tdy):
-            grad(torch_fwd(tx, ts, tg, tb, trm, trv), (tx, ts, tg, tb), tdy)
-
-        def check(x=x, sc=sc, dy=dy, g=g, b=b, tx=tx, ts=ts, tg=tg, tb=tb, tdy=tdy, c=act.c):
-            rm_, rv_ = np.zeros(c, np.float32), np.ones(c, np.float32)
-            y, m, s = native.residual_forward_train(x, sc, g, b, rm_, rv_, eps, mom)
-            dx, ds, dg_, db_ = native.residual_backward(dy, y, x, g, m, s)
-            ty = torch_fwd(tx, ts, tg, tb, torch.zeros(c), torch.ones(c))
-            tdx, tds, tdg, tdb = grad(ty, (tx, ts, tg, tb), tdy)
-            return [("y", y, ty), ("dx", dx, tdx), ("dshortcut", ds, tds), ("dgamma", dg_, tdg),
-                    ("dbeta", db_, tdb)]
-
-        cases.append(Case("residual", act.name, str(act.shape(batch)), act.count,
-                          shapes.BYTES_PER_ELEM["residual"] * act.numel(batch), "GB/s",
-                          tfe_step, torch_step, check))
-
-    # ---- relu and add ---------------------------------------------------------------------
-    for act in shapes.RELU_ACTS:
-        x, dy = randn(*act.shape(batch)), randn(*act.shape(batch))
-        tx, tdy = leaf(x), torch.from_numpy(dy)
-
-        def tfe_step(x=x, dy=dy):
-            native.relu_backward(dy, native.relu_forward(x))
-
-        def torch_step(tx=tx, tdy=tdy):
-            grad(F.relu(tx), tx, tdy)
-
-        def check(x=x, dy=dy, tx=tx, tdy=tdy):
-            y = native.relu_forward(x)
-            ty = F.relu(tx)
-            return [("y", y, ty), ("dx", native.relu_backward(dy, y), grad(ty, tx, tdy)[0])]
-
-        cases.append(Case("relu", act.name, str(act.shape(batch)), act.count,
-                          shapes.BYTES_PER_ELEM["relu"] * act.numel(batch), "GB/s",
-                          tfe_step, torch_step, check))
-
-    for act in shapes.ADD_ACTS:
-        a, b = randn(*act.shape(batch)), randn(*act.shape(batch))
-        ta, tb = torch.from_numpy(a), torch.from_numpy(b)
-        cases.append(Case("add", act.name, str(act.shape(batch)), act.count,
-                          shapes.BYTES_PER_ELEM["add"] * act.numel(batch), "GB/s",
-                          lambda a=a, b=b: native.add_forward(a, b),
-                          lambda ta=ta, tb=tb: torch.add(ta, tb),
-                          lambda a=a, b=b, ta=ta, tb=tb: [("y", native.add_forward(a, b),
-                                                           ta + tb)]))
-
-    # ---- max pool (DeepID) ----------------------------------------------------------------
-    for p in shapes.DEEPID_POOLS:
-        x, dy = randn(batch, p.c, p.h, p.w), randn(batch, p.c, p.ho, p.wo)
-        tx, tdy = leaf(x), torch.from_numpy(dy)
-
-        def tfe_step(x=x, dy=dy, p=p):
-            _, am = native.maxpool2d_forward(x, p.k, p.stride, p.pad)
-            native.maxpool2d_backward(dy, am, p.h, p.w)
-
-        def torch_step(tx=tx, tdy=tdy, p=p):
-            grad(F.max_pool2d(tx, p.k, p.stride, p.pad), tx, tdy)
-
-        def check(x=x, dy=dy, tx=tx, tdy=tdy, p=p):
-            y, am = native.maxpool2d_forward(x, p.k, p.stride, p.pad)
-            ty = F.max_pool2d(tx, p.k, p.stride, p.pad)
-            return [("y", y, ty), ("dx", native.maxpool2d_backward(dy, am, p.h, p.w),
-                                   grad(ty, tx, tdy)[0])]
-
-        cases.append(Case("maxpool", p.name, f"{p.c}x{p.h}x{p.w} k{p.k}s{p.stride}", p.count,
-                          p.bytes_fwd_bwd(batch), "GB/s", tfe_step, torch_step, check))
-
-    # ---- global average pooling -----------------------------------------------------------
-    gap = shapes.GAP_ACT
-    x, dy = randn(*gap.shape(batch)), randn(batch, gap.c)
-    tx, tdy = leaf(x), torch.from_numpy(dy)
-
-    def gap_tfe(x=x, dy=dy, gap=gap):
-        native.gap_forward(x)
-        native.gap_backward(dy, gap.h, gap.w)
-
-    def gap_torch(tx=tx, tdy=tdy):
-        grad(F.adaptive_avg_pool2d(tx, 1).flatten(1), tx, tdy)
-
-    def gap_check(x=x, dy=dy, tx=tx, tdy=tdy, gap=gap):
-        ty = F.adaptive_avg_pool2d(tx, 1).flatten(1)
-        return [("y", native.gap_forward(x), ty),
-                ("dx", native.gap_backward(dy, gap.h, gap.w), grad(ty, tx, tdy)[0])]
-
-    cases.append(Case("gap", gap.name, str(gap.shape(batch)), gap.count,
-                      shapes.BYTES_PER_ELEM["gap"] * gap.numel(batch), "GB/s",
-                      gap_tfe, gap_torch, gap_check))
-
-    # ---- linear ---------------------------------------------------------------------------
-    for lin in shapes.LINEARS:
-        x, dy = randn(batch, lin.fin), randn(batch, lin.fout)
-        w, b = randn(lin.fout, lin.fin, scale=lin.fin ** -0.5), randn(lin.fout)
-        dw, db = np.zeros_like(w), np.zeros_like(b)
-        tx, tw, tb, tdy = leaf(x), leaf(w), leaf(b), torch.from_numpy(dy)
-
-        def tfe_step(x=x, w=w, b=b, dy=dy, dw=dw, db=db):
-            native.linear_forward(x, w, b)
-            native.linear_backward(dy, x, w, dw=dw, db=db)
-
-        def torch_step(tx=tx, tw=tw, tb=tb, tdy=tdy):
-            grad(F.linear(tx, tw, tb), (tx, tw, tb), tdy)
-
-        def check(x=x, w=w, b=b, dy=dy, tx=tx, tw=tw, tb=tb, tdy=tdy):
-            ty = F.linear(tx, tw, tb)
-            tdx, tdw, tdb = grad(ty, (tx, tw, tb), tdy)
-            dx, dw_, db_ = native.linear_backward(dy, x, w)
-            return [("y", native.linear_forward(x, w, b), ty), ("dx", dx, tdx), ("dw", dw_, tdw),
-                    ("db", db_, tdb)]
-
-        cases.append(Case("linear", lin.name, f"{lin.fin}->{lin.fout}", lin.count,
-                          lin.flops_fwd_bwd(batch), "GFLOP/s", tfe_step, torch_step, check))
-
-    # ---- dropout: different RNGs, so the check is tfe's own consistency -------------------
-    act, p_drop = shapes.DROPOUT, shapes.DROPOUT_P
-    x, dy = randn(*act.shape(batch)), randn(*act.shape(batch))
-    tx, tdy = leaf(x), torch.from_numpy(dy)
-
-    def drop_tfe(x=x, dy=dy):
-        _, mask = native.dropout_forward(x, p_drop, 7)
-        native.dropout_backward(dy, mask, p_drop)
-
-    def drop_torch(tx=tx, tdy=tdy):
-        grad(F.dropout(tx, p_drop, True), tx, tdy)
-
-    def drop_check(x=x, dy=dy):
-        # torch draws other random numbers, so tfe is checked against its own mask:
-        # y = x * mask / (1 - p), dx = dy * mask / (1 - p), kept fraction within 5 sigma of 1 - p
-        y, mask = native.dropout_forward(x, p_drop, 7)
-        m = np.asarray(mask).astype(np.float32)
-        keep, q = float(m.mean()), 1 - p_drop
-        near = abs(keep - q) <= 5 * math.sqrt(q * (1 - q) / m.size)
-        return [("y=x*mask/(1-p)", y, x * m / np.float32(q)),
-                ("dx=dy*mask/(1-p)", native.dropout_backward(dy, mask, p_drop),
-                 dy * m / np.float32(q)),
-                (f"kept {keep:.4f} ~ {q:g}", np.array([float(near)]), np.array([1.0]))]
-
-    cases.append(Case("dropout", act.name, str(act.shape(batch)), 1,
-                      shapes.DROPOUT_BYTES_PER_ELEM * act.numel(batch), "GB/s",
-                      drop_tfe, drop_torch, drop_check))
-
-    # ---- concat ---------------------------------------------------------------------------
-    for cat in shapes.CONCATS:
-        xs = [randn(batch, c) for c in cat.sizes]
-        dy = randn(batch, sum(cat.sizes))
-        txs, tdy = [leaf(a) for a in xs], torch.from_numpy(dy)
-        sizes = list(cat.sizes)
-
-        def tfe_step(xs=xs, dy=dy, sizes=sizes):
-            native.concat_forward(xs)
-            native.concat_backward(dy, sizes)
-
-        def torch_step(txs=txs, tdy=tdy):
-            grad(torch.cat(txs, 1), txs, tdy)
-
-        def check(xs=xs, dy=dy, sizes=sizes, txs=txs, tdy=tdy):
-            ty = torch.cat(txs, 1)
-            out = [("y", native.concat_forward(xs), ty)]
-            for j, (a, ta) in enumerate(zip(native.concat_backward(dy, sizes), grad(ty, txs, tdy))):
-                out.append((f"dx{j}", a, ta))
-            return out
-
-        cases.append(Case("concat", cat.name, "+".join(map(str, cat.sizes)), 1,
-                          cat.bytes_fwd_bwd(batch), "GB/s", tfe_step, torch_step, check))
-
-    # ---- cross-entropy --------------------------------------------------------------------
-    k = shapes.CLASSES
-    logits = randn(batch, k)
-    labels = rng.integers(0, k, batch).astype(np.int64)
-    tlog, tlab = leaf(logits), torch.from_numpy(labels)
-
-    def ce_tfe():
-        _, prob = native.cross_entropy_forward(logits, labels)
-        native.cross_entropy_backward(prob, labels, 1.0)
-
-    def ce_torch():
-        grad(F.cross_entropy(tlog, tlab), tlog)
-
-    def ce_check():
-        loss, prob = native.cross_entropy_forward(logits, labels)
-        tloss = F.cross_entropy(tlog, tlab)
-        return [("loss", loss, tloss),
-                ("dlogits", native.cross_entropy_backward(prob, labels, 1.0), grad(tloss, tlog)[0])]
-
-    cases.append(Case("cross_entropy", shapes.CROSS_ENTROPY.name, f"[{batch},{k}]", 1,
-                      shapes.F32 * 4 * batch * k, "GB/s", ce_tfe, ce_torch, ce_check))
-
-    # ---- SGD over ResNet18's parameters ---------------------------------------------------
-    lr, sm, wd = 1e-3, shapes.SGD_MOMENTUM, shapes.SGD_WEIGHT_DECAY
-    p0 = [randn(*s) for s in shapes.RESNET18_PARAMS]
-    g0 = [randn(*s, scale=1e-2) for s in shapes.RESNET18_PARAMS]
-
-    def sgd_state():
-        ps = [a.copy() for a in p0]
-        bufs = [np.zeros_like(a) for a in p0]
-        tps = [torch.from_numpy(a.copy()).requires_grad_(True) for a in p0]
-        for tp, g in zip(tps, g0):
-            tp.grad = torch.from_numpy(g.copy())
-        opt = torch.optim.SGD(tps, lr=lr, momentum=sm, weight_decay=wd)
-        return ps, bufs, tps, opt
-
-    ps, bufs, tps, opt = sgd_state()
-
-    def sgd_check():
-        ps_, bufs_, tps_, opt_ = sgd_state()
-        for _ in range(2):  # the second step exercises the momentum buffers
-            native.sgd_step(ps_, g0, bufs_, lr, sm, wd, False)
-            opt_.step()
-        return [("params", np.concatenate([a.ravel() for a in ps_]),
-                 torch.cat([t.detach().ravel() for t in tps_])),
-                ("momentum_bufs", np.concatenate([a.ravel() for a in bufs_]),
-                 torch.cat([opt_.state[t]["momentum_buffer"].ravel() for t in tps_]))]
-
-    cases.append(Case("sgd", "sgd_resnet18",
-                      f"{len(p0)} tensors, {shapes.RESNET18_PARAM_COUNT} floats",
-                      1, shapes.SGD_BYTES_PER_PARAM * shapes.RESNET18_PARAM_COUNT, "GB/s",
-                      lambda: native.sgd_step(ps, g0, bufs, lr, sm, wd, False), opt.step,
-                      sgd_check))
-
-    # ---- TFE head vs torch cat + BN1d + linear --------------------------------------------
-    if batch >= 2:
-        h = shapes.TFE_HEAD
-        zi, ze, dl = randn(batch, h.di), randn(batch, h.de), randn(batch, h.o)
-        g, b, rm, rv = bn_state(h.d)
-        w, bias = randn(h.o, h.d, scale=h.d ** -0.5), randn(h.o)
-        acc = dict(dgamma=np.zeros(h.d, np.float32), dbeta=np.zeros(h.d, np.float32),
-                   dw=np.zeros((h.o, h.d), np.float32), db=np.zeros(h.o, np.float32))
-        t = dict(zi=leaf(zi), ze=leaf(ze), g=leaf(g.copy()), b=leaf(b.copy()), w=leaf(w),
-                 bias=leaf(bias))
-        trm, trv = torch.from_numpy(rm.copy()), torch.from_numpy(rv.copy())
-        tdl = torch.from_numpy(dl)
-        wrt = (t["zi"], t["ze"], t["g"], t["b"], t["w"], t["bias"])
-
-        def head_torch_fwd(trm, trv):
-            z = F.batch_norm(torch.cat([t["zi"], t["ze"]], 1), trm, trv, t["g"], t["b"], True,
-                             mom, eps)
-            return F.linear(z, t["w"], t["bias"]), z
-
-        def head_tfe():
-            _, zh, m, s = native.tfe_head_forward_train(zi, ze, g, b, rm, rv, w, bias, eps, mom)
-            native.tfe_head_backward(dl, zi, ze, zh, g, m, s, w, **acc)
-
-        def head_torch():
-            grad(head_torch_fwd(trm, trv)[0], wrt, tdl)
-
-        def head_check():
-            lg, zh, m, s = native.tfe_head_forward_train(
-                zi, ze, g, b, np.zeros(h.d, np.float32), np.ones(h.d, np.float32), w, bias, eps,
-                mom)
-            got = native.tfe_head_backward(dl, zi, ze, zh, g, m, s, w)
-            tl, tz = head_torch_fwd(torch.zeros(h.d), torch.ones(h.d))
-            want = grad(tl, wrt, tdl)
-            names = ["dzi", "dze", "dgamma", "dbeta", "dw", "db"]
-            return [("logits", lg, tl), ("z_hat", zh, tz)] + list(zip(names, got, want))
-
-        cases.append(Case("tfe_head", h.name, f"{h.di}+{h.de}->{h.o}", 1, h.flops_fwd_bwd(batch),
-                          "GFLOP/s", head_tfe, head_torch, head_check))
+def make_cases(native, torch, batch, rng, sections, modules):
+    """The cases of the modules whose --only group is in sections."""
+    setting = Setting(native, torch, batch, rng)
+    cases = []
+    for module in modules:
+        if getattr(module, "TORCH_ONLY", "ops") in sections:
+            cases += module.torch_cases(setting)
     return cases
 
 
@@ -680,6 +341,12 @@ def main(argv=None):
         print(f"compare_torch.py: cannot import tfe ({e}); build it first "
               "(pip install . in this environment).", file=sys.stderr)
         return 2
+    try:
+        modules = bench_modules()
+    except ImportError as e:
+        print(f"compare_torch.py: cannot import the cases in benchmarks/bench_*.py ({e}); "
+              "they need pytest (pip install pytest).", file=sys.stderr)
+        return 2
     native = tfe._native
     tfe.set_num_threads(args.threads)
     torch.set_num_threads(args.threads)
@@ -695,24 +362,12 @@ def main(argv=None):
     rng = np.random.default_rng(0)
     results, mismatches = [], []
     t_start = time.time()
-    cases = make_cases(native, torch, args.batch, rng, sections)
+    cases = make_cases(native, torch, args.batch, rng, sections, modules)
     print("OpenMP runtimes loaded: " + (", ".join(_omp_runtimes()) or "none found"))
-    for section, title in (("conv", "conv2d forward+backward, ResNet18"),
-                           ("conv-deepid", "conv2d forward+backward, DeepID (own total)"),
-                           ("batchnorm", "batch norm train forward+backward"),
-                           ("residual", "residual relu(bn(x)+s) fwd+bwd vs torch bn+add+relu"),
-                           ("relu", "relu forward+backward"),
-                           ("add", "add forward"),
-                           ("maxpool", "max pool 2x2 forward+backward (DeepID)"),
-                           ("gap", "global average pool forward+backward"),
-                           ("linear", "linear forward+backward"),
-                           ("dropout", "dropout forward+backward (different RNGs; tfe checked "
-                                       "against its own mask)"),
-                           ("concat", "concat forward+backward"),
-                           ("cross_entropy", "cross-entropy forward+backward"),
-                           ("sgd", "SGD step (momentum, weight decay) vs torch.optim.SGD.step"),
-                           ("tfe_head", "TFE head fwd+bwd vs torch cat + BN1d + linear")):
-        run_section(title, [c for c in cases if c.section == section], args, results, mismatches)
+    for module in modules:
+        for section, title in module.TORCH_SECTIONS:
+            run_section(title, [c for c in cases if c.section == section], args, results,
+                        mismatches)
     peaks = None
     if "gemm" in sections:
         peaks = gemm_section(native, torch, args, rng, results, mismatches)

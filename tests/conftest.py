@@ -1,7 +1,7 @@
 """Shared test fixtures: seeded random inputs, the devices of the op tests (``device``,
 tests/devices.py), the CUDA skip rule, the report header that names the CPU kernel level
-the run uses, a finished tiny training run, and the C++ library (built once per session for
-the tests that call it)."""
+the run uses, a finished tiny training run, the C++ library (built once per session for
+the tests that call it) and PyTorch for the tests that use it as an oracle."""
 
 import os
 import shutil
@@ -14,6 +14,7 @@ import pytest
 
 import devices
 import tfe
+import torch_oracle
 
 
 def pytest_report_header(config):
@@ -156,6 +157,13 @@ def c_api(tfe_cmake_dir):
     if not libs:
         pytest.skip(f"no libtfe.so next to {tfe_cmake_dir}")
     return CApi(libs[0])
+
+
+@pytest.fixture
+def torch():
+    """PyTorch, for the reference-against-PyTorch tests of tests/test_<op>.py (helpers in
+    torch_oracle.py); they skip with a reason where it is not installed."""
+    return pytest.importorskip("torch", reason=torch_oracle.REASON)
 
 
 @pytest.fixture(params=devices.DEVICES)

@@ -15,6 +15,14 @@ input. The reference is the yardstick of "what float32 can do here": it rounds e
 intermediate to float32 exactly as any float32 engine must, and its reductions are NumPy's
 pairwise sums, neither better nor worse than a sane kernel's. The floor admits tensors that
 the reference happens to get almost exact (64 float32 ulps of the tensor's norm).
+
+The reference itself is judged in float64 too: each backward against central finite
+differences of its forward (numeric_grads, assert_grads_close), in the sections "reference
+against float64 finite differences" of tests/test_<op>.py. They use the projection trick:
+L(inputs) = sum(forward(inputs) * R) for a fixed random R (proj), so the analytic gradient
+is backward(dy=R) and the numeric one is (L(a + h e_i) - L(a - h e_i)) / 2h for every element
+i of every differentiable input a. Non-smooth ops (ReLU, max pooling) get inputs that keep
+kinks and ties at least 1e-3 away.
 """
 import numpy as np
 
@@ -88,3 +96,40 @@ def assert_as_accurate_as_float32(got, ref32, exact, what, factor=FACTOR, floor=
     assert use <= 1.0, (f"{what} {k}: relative error {e:.3g} against float64, more than "
                         f"{factor:g} x the float32 reference's {e32:.3g} + {floor:.3g}")
     return use
+
+
+# ---- finite differences: the reference's gradients ------------------------------------------
+
+H_STEP = 1e-6    # central-difference step
+GRAD_RTOL = 1e-6  # analytic vs numeric gradient, relative to max(1, max |numeric|)
+
+
+def numeric_grads(loss, inputs, h=H_STEP):
+    """Central differences of the scalar loss() w.r.t. every element of every input array
+    (the arrays are perturbed in place and restored)."""
+    grads = []
+    for a in inputs:
+        g = np.zeros_like(a)
+        flat, gflat = a.reshape(-1), g.reshape(-1)      # views (inputs are contiguous)
+        for i in range(flat.size):
+            orig = flat[i]
+            flat[i] = orig + h
+            lp = loss()
+            flat[i] = orig - h
+            lm = loss()
+            flat[i] = orig
+            gflat[i] = (lp - lm) / (2 * h)
+        grads.append(g)
+    return grads
+
+
+def assert_grads_close(analytic, numeric, names):
+    for a, n, name in zip(analytic, numeric, names):
+        assert a.shape == n.shape, name
+        scale = max(1.0, float(np.abs(n).max()))
+        np.testing.assert_allclose(a, n, rtol=GRAD_RTOL, atol=GRAD_RTOL * scale, err_msg=name)
+
+
+def proj(out, R):
+    """The projected loss sum(out * R) as a Python float."""
+    return float(np.sum(out * R))

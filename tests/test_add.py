@@ -1,8 +1,13 @@
-"""Native elementwise add (add_forward) against the reference: exact, any shape."""
+"""Native elementwise add (add_forward) against the reference: exact, any shape.
+
+The reference itself, in the sections below the native tests: against float64 finite
+differences.
+"""
 import numpy as np
 import pytest
 
 from devices import native, ref
+from float64_oracle import assert_grads_close, numeric_grads, proj
 from helpers import nat, noncontig, raises, randn
 from tolerances import assert_close
 
@@ -38,3 +43,24 @@ def test_same_array_twice(device, rng):
 def test_rejects(rng, call, match):
     with raises("add_forward", match):
         call(randn(rng, 4, 5), randn(rng, 4, 5))
+
+
+# ---- reference against float64 finite differences -------------------------------------------
+# tfe.reference on its own, in float64: every backward against central finite differences
+# of its forward (the method: float64_oracle.py), and hand-written checks of what has no
+# gradient to check.
+
+def test_add_gradcheck():
+    r = np.random.default_rng(12)
+    a, b = r.standard_normal((3, 5, 7, 9)), r.standard_normal((3, 5, 7, 9))
+    R = r.standard_normal(a.shape)
+    num = numeric_grads(lambda: proj(ref.add_forward(a, b), R), [a, b])
+    assert_grads_close([R, R], num, ["da", "db"])
+
+
+# ---- reference: dtypes and purity (tests/test_reference.py) ---------------------------------
+
+def reference_calls(f, stats):
+    """This op's reference functions for test_reference.py's dtype and purity test."""
+    x = f(2, 3, 7, 9)
+    return [(ref.add_forward, [x, x], ())]

@@ -3,14 +3,19 @@
 Training forward (y, save_mean, save_invstd and the in-place running-statistics update),
 eval forward, backward (dx, dgamma, dbeta, accumulation into caller buffers), several
 training steps in a row, determinism and argument validation.
+
+The reference itself, in the sections below the native tests: against float64 finite
+differences and against PyTorch (skipped without it).
 """
 import numpy as np
 import pytest
 
 from devices import native, ref
+from float64_oracle import assert_grads_close, numeric_grads, proj
 from helpers import (bn_dx_unit, nat, noncontig, num_threads, pow2_scale, raises, randn, readonly,
                      uniform)
 from tolerances import assert_close
+from torch_oracle import DTYPES, T, close
 
 pytestmark = pytest.mark.numerics  # re-run on every lower kernel level: tests/test_kernel_levels.py
 
@@ -266,3 +271,140 @@ def test_backward_rejects(rng, edit, kw, match):
         edit(a)
     with raises("batchnorm_backward", match):
         native.batchnorm_backward(*a, **kw)
+
+
+# ---- reference against float64 finite differences -------------------------------------------
+# tfe.reference on its own, in float64: every backward against central finite differences
+# of its forward (the method: float64_oracle.py), and hand-written checks of what has no
+# gradient to check.
+
+@pytest.mark.parametrize("shape", [(3, 5), (2, 3), (7, 4), (3, 5, 7, 9), (1, 3, 7, 9)])
+def test_batchnorm_train_gradcheck(shape):
+    r = np.random.default_rng(len(shape) * 10 + shape[0])
+    C = shape[1]
+    x = r.standard_normal(shape) * 2 + 0.5
+    gamma, beta = r.standard_normal(C), r.standard_normal(C)
+
+    def fwd():
+        return ref.batchnorm_forward_train(x, gamma, beta, np.zeros(C), np.ones(C), 1e-5, 0.1)
+
+    y, mean, invstd = fwd()
+    R = r.standard_normal(y.shape)
+    dx, dgamma, dbeta = ref.batchnorm_backward(R, x, gamma, mean, invstd)
+    num = numeric_grads(lambda: proj(fwd()[0], R), [x, gamma, beta])
+    assert_grads_close([dx, dgamma, dbeta], num, ["dx", "dgamma", "dbeta"])
+
+
+@pytest.mark.parametrize("shape", [(4, 3), (3, 5, 7, 9)])
+def test_batchnorm_eval_gradcheck(shape):
+    """Eval mode is affine in x: dx = dy * gamma / sqrt(running_var + eps)."""
+    r = np.random.default_rng(5)
+    C = shape[1]
+    x = r.standard_normal(shape)
+    gamma, beta = r.standard_normal(C), r.standard_normal(C)
+    rm, rv = r.standard_normal(C), r.uniform(0.5, 2, C)
+    R = r.standard_normal(shape)
+    bshape = (1, C) + (1,) * (len(shape) - 2)
+    (num,) = numeric_grads(
+        lambda: proj(ref.batchnorm_forward_eval(x, gamma, beta, rm, rv, 1e-5), R), [x])
+    assert_grads_close([R * (gamma / np.sqrt(rv + 1e-5)).reshape(bshape)], [num], ["dx"])
+
+
+@pytest.mark.parametrize("shape", [(6, 4), (3, 5, 7, 9)])
+def test_batchnorm_statistics_and_running_update(shape):
+    r = np.random.default_rng(7)
+    C = shape[1]
+    x = r.standard_normal(shape) * 3 - 1
+    gamma, beta = r.standard_normal(C), r.standard_normal(C)
+    rm0, rv0 = r.standard_normal(C), r.uniform(0.5, 2, C)
+    rm, rv = rm0.copy(), rv0.copy()
+    eps, mom = 1e-3, 0.25
+    y, mean, invstd = ref.batchnorm_forward_train(x, gamma, beta, rm, rv, eps, mom)
+    per_channel = np.moveaxis(x, 1, 0).reshape(C, -1)          # [C, M]
+    np.testing.assert_allclose(mean, per_channel.mean(1), rtol=1e-12)
+    np.testing.assert_allclose(invstd, 1 / np.sqrt(per_channel.var(1) + eps), rtol=1e-12)
+    np.testing.assert_allclose(rm, (1 - mom) * rm0 + mom * per_channel.mean(1), rtol=1e-12)
+    np.testing.assert_allclose(rv, (1 - mom) * rv0 + mom * per_channel.var(1, ddof=1),
+                               rtol=1e-12)
+    # The normalised output has zero mean and (biased) variance var / (var + eps) per channel.
+    yc = np.moveaxis((y - beta.reshape((1, C) + (1,) * (len(shape) - 2))), 1, 0).reshape(C, -1)
+    yc = yc / gamma[:, None]
+    np.testing.assert_allclose(yc.mean(1), 0, atol=1e-12)
+    v = per_channel.var(1)
+    np.testing.assert_allclose(yc.var(1), v / (v + eps), rtol=1e-10)
+
+
+def test_batchnorm_train_needs_two_values():
+    with pytest.raises(ValueError, match=r"^\[batchnorm\]"):
+        ref.batchnorm_forward_train(np.ones((1, 3)), np.ones(3), np.zeros(3), np.zeros(3),
+                                    np.ones(3))
+
+
+# ---- reference against PyTorch --------------------------------------------------------------
+# tfe.reference against PyTorch as an outside oracle (float64 tight, float32 too): the
+# ``torch`` fixture (conftest.py) skips these without PyTorch; T, close: torch_oracle.py.
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(3, 5), (2, 4), (3, 5, 7, 9), (1, 3, 7, 9)])
+def test_batchnorm_train_vs_torch(torch, dtype, shape):
+    r = np.random.default_rng(sum(shape))
+    C = shape[1]
+    x = (r.standard_normal(shape) * 2 + 1).astype(dtype)
+    g, b = r.standard_normal(C).astype(dtype), r.standard_normal(C).astype(dtype)
+    rm, rv = r.standard_normal(C).astype(dtype), r.uniform(0.5, 2, C).astype(dtype)
+    eps, mom = 1e-5, 0.1
+    trm, trv = T(rm), T(rv)
+    tx, tg, tb = T(x, True), T(g, True), T(b, True)
+    ty, tmean, tinvstd = torch.ops.aten.native_batch_norm(tx, tg, tb, trm, trv, True, mom, eps)
+    y, mean, invstd = ref.batchnorm_forward_train(x, g, b, rm, rv, eps, mom)
+    close(y, ty, dtype, "y")
+    close(mean, tmean, dtype, "save_mean")
+    close(invstd, tinvstd, dtype, "save_invstd")
+    close(rm, trm, dtype, "running_mean")
+    close(rv, trv, dtype, "running_var")
+    dy = r.standard_normal(shape).astype(dtype)
+    ty.backward(T(dy))
+    dx, dg, db = ref.batchnorm_backward(dy, x, g, mean, invstd)
+    close(dx, tx.grad, dtype, "dx")
+    close(dg, tg.grad, dtype, "dgamma")
+    close(db, tb.grad, dtype, "dbeta")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(3, 5), (3, 5, 7, 9)])
+def test_batchnorm_eval_vs_torch(torch, dtype, shape):
+    F = torch.nn.functional
+    r = np.random.default_rng(sum(shape) + 1)
+    C = shape[1]
+    x = r.standard_normal(shape).astype(dtype)
+    g, b = r.standard_normal(C).astype(dtype), r.standard_normal(C).astype(dtype)
+    rm, rv = r.standard_normal(C).astype(dtype), r.uniform(0.5, 2, C).astype(dtype)
+    ty = F.batch_norm(T(x), T(rm), T(rv), T(g), T(b), training=False, eps=1e-5)
+    close(ref.batchnorm_forward_eval(x, g, b, rm, rv, 1e-5), ty, dtype, "y")
+
+
+def test_batchnorm_running_stats_over_steps_like_module(torch):
+    """Three training steps of nn.BatchNorm2d with non-default momentum and eps."""
+    r = np.random.default_rng(3)
+    bn = torch.nn.BatchNorm2d(4, eps=1e-3, momentum=0.3).double()
+    rm, rv = np.zeros(4), np.ones(4)
+    for _ in range(3):
+        x = r.standard_normal((3, 4, 5, 7)) * 2 + 1
+        ty = bn(T(x))
+        y, _, _ = ref.batchnorm_forward_train(x, bn.weight.detach().numpy(),
+                                              bn.bias.detach().numpy(), rm, rv, 1e-3, 0.3)
+        close(y, ty, np.float64, "y")
+    close(rm, bn.running_mean, np.float64, "running_mean")
+    close(rv, bn.running_var, np.float64, "running_var")
+
+
+# ---- reference: dtypes and purity (tests/test_reference.py) ---------------------------------
+
+def reference_calls(f, stats):
+    """This op's reference functions for test_reference.py's dtype and purity test."""
+    x, x2, g, be = f(2, 3, 7, 9), f(5, 3), f(3), f(3)
+    _, bm, bi = ref.batchnorm_forward_train(x, g, be, *stats(3))
+    return [(ref.batchnorm_forward_train, [x, g, be, *stats(3)], (3, 4)),
+            (ref.batchnorm_forward_train, [x2, g, be, *stats(3)], (3, 4)),
+            (ref.batchnorm_forward_eval, [x, g, be, *stats(3), 1e-5], ()),
+            (ref.batchnorm_backward, [x, x, g, bm, bi], ())]

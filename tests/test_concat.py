@@ -1,10 +1,16 @@
-"""Native concatenation along axis 1 (concat_forward / concat_backward): exact copies."""
+"""Native concatenation along axis 1 (concat_forward / concat_backward): exact copies.
+
+The reference itself, in the sections below the native tests: against float64 finite
+differences and against PyTorch (skipped without it).
+"""
 import numpy as np
 import pytest
 
 from devices import native, ref
+from float64_oracle import assert_grads_close, numeric_grads, proj
 from helpers import nat, noncontig, raises, randn
 from tolerances import assert_close
+from torch_oracle import DTYPES, T, close
 
 pytestmark = pytest.mark.numerics  # re-run on every lower kernel level: tests/test_kernel_levels.py
 
@@ -74,3 +80,48 @@ def test_forward_rejects(rng, xs, match):
 def test_backward_rejects(rng, dy, sizes, match):
     with raises("concat_backward", match):
         native.concat_backward(dy(rng), sizes)
+
+
+# ---- reference against float64 finite differences -------------------------------------------
+# tfe.reference on its own, in float64: every backward against central finite differences
+# of its forward (the method: float64_oracle.py), and hand-written checks of what has no
+# gradient to check.
+
+@pytest.mark.parametrize("shapes", [[(3, 2, 7, 9), (3, 5, 7, 9), (3, 1, 7, 9)],
+                                    [(1, 4), (1, 3)]])
+def test_concat_gradcheck(shapes):
+    r = np.random.default_rng(len(shapes[0]))
+    xs = [r.standard_normal(s) for s in shapes]
+    y = ref.concat_forward(xs)
+    np.testing.assert_array_equal(y, np.concatenate(xs, axis=1))
+    R = r.standard_normal(y.shape)
+    dxs = ref.concat_backward(R, [s[1] for s in shapes])
+    assert all(d.flags.c_contiguous for d in dxs)
+    num = numeric_grads(lambda: proj(ref.concat_forward(xs), R), xs)
+    assert_grads_close(dxs, num, ["dx%d" % j for j in range(len(xs))])
+
+
+# ---- reference against PyTorch --------------------------------------------------------------
+# tfe.reference against PyTorch as an outside oracle (float64 tight, float32 too): the
+# ``torch`` fixture (conftest.py) skips these without PyTorch; T, close: torch_oracle.py.
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_concat_vs_torch(torch, dtype):
+    r = np.random.default_rng(4)
+    xs = [r.standard_normal((3, c, 7, 9)).astype(dtype) for c in (2, 5, 1)]
+    txs = [T(a, True) for a in xs]
+    ty = torch.cat(txs, 1)
+    close(ref.concat_forward(xs), ty, dtype, "concat y")
+    dy = r.standard_normal(ty.shape).astype(dtype)
+    ty.backward(T(dy))
+    for d, t in zip(ref.concat_backward(dy, [2, 5, 1]), txs):
+        close(d, t.grad, dtype, "concat dx")
+
+
+# ---- reference: dtypes and purity (tests/test_reference.py) ---------------------------------
+
+def reference_calls(f, stats):
+    """This op's reference functions for test_reference.py's dtype and purity test."""
+    x = f(2, 3, 7, 9)
+    return [(ref.concat_forward, [[x, x]], ()),
+            (ref.concat_backward, [x, [1, 2]], ())]

@@ -3,6 +3,9 @@
 Forward output and all three gradients for k = 1..4, stride 1/2, pad 0/1, with and without
 bias, on awkward shapes (batch 1 and 5, odd maps, 3/5/13 channels) and one paper-sized
 layer; gradient accumulation into caller buffers; determinism; argument validation.
+
+The reference itself, in the sections below the native tests: against float64 finite
+differences and against PyTorch (skipped without it).
 """
 import itertools
 
@@ -10,8 +13,10 @@ import numpy as np
 import pytest
 
 from devices import native, ref
+from float64_oracle import assert_grads_close, numeric_grads, proj
 from helpers import nat, noncontig, num_threads, pow2_scale, raises, randn, readonly, run_child
 from tolerances import assert_close
+from torch_oracle import DTYPES, T, close
 
 pytestmark = pytest.mark.numerics  # re-run on every lower kernel level: tests/test_kernel_levels.py
 
@@ -390,3 +395,102 @@ def test_winograd_bits_do_not_depend_on_threads(rng, monkeypatch):
     for other in runs[1:]:
         for a, c in zip(runs[0], other):
             np.testing.assert_array_equal(a, c)
+
+
+# ---- reference against float64 finite differences -------------------------------------------
+# tfe.reference on its own, in float64: every backward against central finite differences
+# of its forward (the method: float64_oracle.py), and hand-written checks of what has no
+# gradient to check.
+
+CONV_CASES = [
+    # N, C, H, W, K, k, stride, pad, bias
+    (1, 3, 7, 9, 5, 1, 1, 0, True),
+    (3, 5, 7, 9, 3, 1, 2, 1, False),
+    (3, 5, 7, 9, 3, 2, 1, 1, True),
+    (1, 3, 7, 9, 5, 2, 2, 0, True),
+    (3, 3, 7, 9, 5, 3, 1, 1, True),
+    (3, 5, 7, 9, 3, 3, 2, 0, True),
+    (1, 3, 7, 9, 5, 3, 2, 1, False),
+    (3, 3, 7, 9, 3, 4, 1, 0, True),
+    (1, 5, 7, 9, 3, 4, 2, 1, True),
+    (3, 3, 9, 7, 5, 3, 3, 1, True),
+]
+
+
+@pytest.mark.parametrize("N,C,H,W,K,k,stride,pad,bias", CONV_CASES)
+def test_conv2d_gradcheck(N, C, H, W, K, k, stride, pad, bias):
+    r = np.random.default_rng(hash((N, C, H, W, K, k, stride, pad)) % 2**32)
+    x = r.standard_normal((N, C, H, W))
+    w = r.standard_normal((K, C, k, k))
+    b = r.standard_normal(K) if bias else None
+    y = ref.conv2d_forward(x, w, b, stride, pad)
+    Ho, Wo = (H + 2 * pad - k) // stride + 1, (W + 2 * pad - k) // stride + 1
+    assert y.shape == (N, K, Ho, Wo)
+    R = r.standard_normal(y.shape)
+    dx, dw, db = ref.conv2d_backward(R, x, w, stride, pad)
+    inputs = [x, w] + ([b] if bias else [])
+    num = numeric_grads(lambda: proj(ref.conv2d_forward(x, w, b, stride, pad), R), inputs)
+    assert_grads_close([dx, dw] + ([db] if bias else []), num, ["dx", "dw", "db"])
+    if not bias:
+        np.testing.assert_allclose(db, R.sum(axis=(0, 2, 3)), rtol=1e-12)
+
+
+def test_conv2d_forward_direct_sum():
+    """The forward against the defining sum, written as plain loops."""
+    r = np.random.default_rng(1)
+    N, C, H, W, K, k, s, p = 2, 3, 7, 9, 4, 3, 2, 1
+    x, w, b = r.standard_normal((N, C, H, W)), r.standard_normal((K, C, k, k)), r.standard_normal(K)
+    y = ref.conv2d_forward(x, w, b, s, p)
+    xpad = np.zeros((N, C, H + 2 * p, W + 2 * p))
+    xpad[:, :, p:p + H, p:p + W] = x
+    expect = np.zeros(y.shape)
+    for n in range(N):
+        for o in range(K):
+            for i in range(y.shape[2]):
+                for j in range(y.shape[3]):
+                    patch = xpad[n, :, i * s:i * s + k, j * s:j * s + k]
+                    expect[n, o, i, j] = b[o] + np.sum(patch * w[o])
+    np.testing.assert_allclose(y, expect, rtol=1e-12, atol=1e-12)
+
+
+# ---- reference against PyTorch --------------------------------------------------------------
+# tfe.reference against PyTorch as an outside oracle (float64 tight, float32 too): the
+# ``torch`` fixture (conftest.py) skips these without PyTorch; T, close: torch_oracle.py.
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("N,C,H,W,K,k,stride,pad,bias", [
+    (1, 3, 7, 9, 5, 1, 1, 0, True),
+    (3, 5, 7, 9, 3, 2, 2, 1, True),
+    (3, 3, 7, 9, 5, 3, 1, 1, True),
+    (2, 5, 7, 9, 4, 3, 2, 0, False),
+    (1, 3, 7, 9, 3, 4, 1, 1, True),
+    (3, 3, 9, 7, 5, 4, 2, 0, True),
+    (2, 1, 48, 48, 8, 3, 1, 1, True),
+])
+def test_conv2d_vs_torch(torch, dtype, N, C, H, W, K, k, stride, pad, bias):
+    F = torch.nn.functional
+    r = np.random.default_rng(N + C + H + K + k + stride + pad)
+    x = r.standard_normal((N, C, H, W)).astype(dtype)
+    w = (r.standard_normal((K, C, k, k)) / k).astype(dtype)
+    b = r.standard_normal(K).astype(dtype) if bias else None
+    tx, tw = T(x, True), T(w, True)
+    tb = T(b, True) if bias else None
+    ty = F.conv2d(tx, tw, tb, stride=stride, padding=pad)
+    y = ref.conv2d_forward(x, w, b, stride, pad)
+    assert y.dtype == dtype
+    close(y, ty, dtype, "y")
+    dy = r.standard_normal(y.shape).astype(dtype)
+    ty.backward(T(dy))
+    dx, dw, db = ref.conv2d_backward(dy, x, w, stride, pad)
+    close(dx, tx.grad, dtype, "dx")
+    close(dw, tw.grad, dtype, "dw")
+    close(db, T(dy).sum((0, 2, 3)) if not bias else tb.grad, dtype, "db")
+
+
+# ---- reference: dtypes and purity (tests/test_reference.py) ---------------------------------
+
+def reference_calls(f, stats):
+    """This op's reference functions for test_reference.py's dtype and purity test."""
+    x, w, b, dy = f(2, 3, 7, 9), f(4, 3, 3, 3), f(4), f(2, 4, 4, 5)
+    return [(ref.conv2d_forward, [x, w, b, 2, 1], ()),
+            (ref.conv2d_backward, [dy, x, w, 2, 1], ())]

@@ -1,10 +1,16 @@
-"""Native softmax cross-entropy (hard labels and soft targets) against the reference."""
+"""Native softmax cross-entropy (hard labels and soft targets) against the reference.
+
+The reference itself, in the sections below the native tests: against float64 finite
+differences and against PyTorch (skipped without it).
+"""
 import numpy as np
 import pytest
 
 from devices import native, ref
+from float64_oracle import assert_grads_close, numeric_grads
 from helpers import nat, noncontig, raises, randn, uniform
 from tolerances import assert_close
+from torch_oracle import DTYPES, T, close
 
 pytestmark = pytest.mark.numerics  # re-run on every lower kernel level: tests/test_kernel_levels.py
 
@@ -115,3 +121,106 @@ def test_soft_rejects(rng, make_args, match):
         native.cross_entropy_soft_forward(*make_args(logits, target))
     with raises("cross_entropy_soft_backward", match.replace("logits", "prob")):
         native.cross_entropy_soft_backward(*make_args(logits, target))
+
+
+# ---- reference against float64 finite differences -------------------------------------------
+# tfe.reference on its own, in float64: every backward against central finite differences
+# of its forward (the method: float64_oracle.py), and hand-written checks of what has no
+# gradient to check.
+
+@pytest.mark.parametrize("N,K", [(1, 5), (3, 5), (4, 7)])
+def test_cross_entropy_hard_gradcheck(N, K):
+    r = np.random.default_rng(N * K)
+    logits = r.standard_normal((N, K)) * 3
+    labels = r.integers(0, K, N).astype(np.int64)
+    R = 0.7                                            # dloss: the projection of a scalar
+    loss, prob = ref.cross_entropy_forward(logits, labels)
+    assert loss.shape == () and prob.shape == (N, K)
+    lsm = logits - np.log(np.exp(logits).sum(1, keepdims=True))
+    np.testing.assert_allclose(loss, -lsm[np.arange(N), labels].mean(), rtol=1e-12)
+    np.testing.assert_allclose(prob.sum(1), 1, rtol=1e-12)
+    d = ref.cross_entropy_backward(prob, labels, R)
+    (num,) = numeric_grads(lambda: float(ref.cross_entropy_forward(logits, labels)[0]) * R,
+                           [logits])
+    assert_grads_close([d], [num], ["dlogits"])
+
+
+@pytest.mark.parametrize("normalised", [True, False])
+@pytest.mark.parametrize("N,K", [(1, 5), (3, 5)])
+def test_cross_entropy_soft_gradcheck(N, K, normalised):
+    r = np.random.default_rng(N * K + normalised)
+    logits = r.standard_normal((N, K)) * 3
+    target = r.uniform(0, 1, (N, K))
+    if normalised:
+        target /= target.sum(1, keepdims=True)
+    R = -1.3
+    loss, prob = ref.cross_entropy_soft_forward(logits, target)
+    lsm = logits - np.log(np.exp(logits).sum(1, keepdims=True))
+    np.testing.assert_allclose(loss, -(target * lsm).sum(1).mean(), rtol=1e-12)
+    d = ref.cross_entropy_soft_backward(prob, target, R)
+    (num,) = numeric_grads(lambda: float(ref.cross_entropy_soft_forward(logits, target)[0]) * R,
+                           [logits])
+    assert_grads_close([d], [num], ["dlogits"])
+
+
+def test_cross_entropy_hard_equals_soft_onehot_and_is_stable():
+    logits = np.array([[1000., 0., -1000.], [-5., 20., 3.]], np.float32)
+    labels = np.array([0, 2], np.int64)
+    loss, prob = ref.cross_entropy_forward(logits, labels)
+    assert loss.dtype == np.float32 and np.isfinite(loss) and np.all(np.isfinite(prob))
+    onehot = np.eye(3, dtype=np.float32)[labels]
+    loss_s, prob_s = ref.cross_entropy_soft_forward(logits, onehot)
+    np.testing.assert_allclose(loss, loss_s, rtol=1e-6)
+    np.testing.assert_allclose(ref.cross_entropy_backward(prob, labels),
+                               ref.cross_entropy_soft_backward(prob_s, onehot), atol=1e-7)
+    with pytest.raises(ValueError, match=r"^\[cross_entropy\]"):
+        ref.cross_entropy_forward(logits, np.array([0, 3], np.int64))
+
+
+# ---- reference against PyTorch --------------------------------------------------------------
+# tfe.reference against PyTorch as an outside oracle (float64 tight, float32 too): the
+# ``torch`` fixture (conftest.py) skips these without PyTorch; T, close: torch_oracle.py.
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("N,K,dloss", [(1, 5, 1.0), (3, 7, 1.0), (8, 7, 0.3)])
+def test_cross_entropy_hard_vs_torch(torch, dtype, N, K, dloss):
+    F = torch.nn.functional
+    r = np.random.default_rng(N * K)
+    logits = (r.standard_normal((N, K)) * 4).astype(dtype)
+    labels = r.integers(0, K, N).astype(np.int64)
+    tl = T(logits, True)
+    tloss = F.cross_entropy(tl, T(labels))
+    loss, prob = ref.cross_entropy_forward(logits, labels)
+    assert loss.shape == () and loss.dtype == dtype
+    close(loss, tloss, dtype, "loss")
+    close(prob, torch.softmax(tl, 1), dtype, "prob")
+    (tloss * dloss).backward()
+    close(ref.cross_entropy_backward(prob, labels, dloss), tl.grad, dtype, "dlogits")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("N,K,dloss", [(1, 5, 1.0), (3, 7, 1.0), (8, 7, -2.0)])
+def test_cross_entropy_soft_vs_torch(torch, dtype, N, K, dloss):
+    F = torch.nn.functional
+    r = np.random.default_rng(N * K + 1)
+    logits = (r.standard_normal((N, K)) * 4).astype(dtype)
+    target = r.uniform(0, 1, (N, K))
+    target = (target / target.sum(1, keepdims=True)).astype(dtype)
+    tl = T(logits, True)
+    tloss = F.cross_entropy(tl, T(target))        # probability targets
+    loss, prob = ref.cross_entropy_soft_forward(logits, target)
+    close(loss, tloss, dtype, "loss")
+    close(prob, torch.softmax(tl, 1), dtype, "prob")
+    (tloss * dloss).backward()
+    close(ref.cross_entropy_soft_backward(prob, target, dloss), tl.grad, dtype, "dlogits")
+
+
+# ---- reference: dtypes and purity (tests/test_reference.py) ---------------------------------
+
+def reference_calls(f, stats):
+    """This op's reference functions for test_reference.py's dtype and purity test."""
+    logits, labels, target = f(3, 4), np.array([0, 3, 1], np.int64), np.abs(f(3, 4))
+    return [(ref.cross_entropy_forward, [logits, labels], ()),
+            (ref.cross_entropy_backward, [target, labels, 0.5], ()),
+            (ref.cross_entropy_soft_forward, [logits, target], ()),
+            (ref.cross_entropy_soft_backward, [target, target], ())]

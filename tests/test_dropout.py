@@ -1,9 +1,14 @@
 """Native inverted dropout against the reference: the counter-based RNG, the mask and the
-scaled output must be bit-identical (same draws, same single rounding of x / (1 - p))."""
+scaled output must be bit-identical (same draws, same single rounding of x / (1 - p)).
+
+The reference itself, in the sections below the native tests: against float64 finite
+differences, and its counter-based RNG against the formula in pure Python.
+"""
 import numpy as np
 import pytest
 
 from devices import native, ref
+from float64_oracle import assert_grads_close, numeric_grads, proj
 from helpers import nat, noncontig, num_threads, raises, randn
 
 pytestmark = pytest.mark.numerics  # re-run on every lower kernel level: tests/test_kernel_levels.py
@@ -105,3 +110,103 @@ def test_backward_rejects(rng, call, match):
     mask = (randn(rng, 3, 5) > 0).astype(np.uint8)
     with raises("dropout_backward", match):
         call(dy, mask)
+
+
+# ---- reference against float64 finite differences -------------------------------------------
+# tfe.reference on its own, in float64: every backward against central finite differences
+# of its forward (the method: float64_oracle.py), and hand-written checks of what has no
+# gradient to check.
+
+def test_dropout_gradcheck_fixed_mask():
+    """With the seed fixed the mask is fixed, so dropout is linear in x."""
+    r = np.random.default_rng(21)
+    x = r.standard_normal((3, 5, 7, 9))
+    p, seed = 0.4, 123
+    y, mask = ref.dropout_forward(x, p, seed)
+    R = r.standard_normal(x.shape)
+    (num,) = numeric_grads(lambda: proj(ref.dropout_forward(x, p, seed)[0], R), [x])
+    assert_grads_close([ref.dropout_backward(R, mask, p)], [num], ["dx"])
+
+
+_M64 = (1 << 64) - 1
+
+
+def py_mix(z):
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _M64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _M64
+    return z ^ (z >> 31)
+
+
+def py_top24(seed, i):
+    """The 24 random bits of element i, in pure Python integer arithmetic mod 2**64."""
+    h = py_mix((py_mix(seed) + ((i + 1) * 0x9E3779B97F4A7C15 & _M64)) & _M64)
+    return h >> 40
+
+
+# Pinned values (h >> 40) from the pure-Python formula; u = value * 2**-24.
+PINNED = [
+    (0, 0, 14819496), (0, 1, 7239838), (0, 4, 1784201), (123, 0, 4575349),
+    (2**64 - 1, 2**64 - 1, 4980696), (2**63 + 12345, 10**15, 4639518),
+]
+
+
+def test_dropout_uniform_matches_pure_python():
+    pairs = [(0, i) for i in range(8)] + [(123, 0), (123, 999_999), (2**64 - 1, 2**64 - 1),
+                                          (2**63 + 12345, 10**15), (42, 2**40 + 7)]
+    for seed, i in pairs:
+        u = ref.dropout_uniform(seed, np.array([i], dtype=np.uint64))
+        assert u.dtype == np.float32
+        assert u[0] == np.float32(py_top24(seed, i) * 2.0 ** -24), (seed, i)
+    for seed, i, top in PINNED:
+        assert py_top24(seed, i) == top
+        assert ref.dropout_uniform(seed, np.array([i], np.uint64))[0] == top * 2.0 ** -24
+    # Vectorised over an index array of any shape, element by element the same.
+    idx = np.arange(12, dtype=np.uint64).reshape(3, 4)
+    u = ref.dropout_uniform(7, idx)
+    assert u.shape == (3, 4)
+    assert all(u.flat[i] == py_top24(7, i) * 2.0 ** -24 for i in range(12))
+    assert 0 <= u.min() and u.max() < 1
+
+
+def test_dropout_keep_fraction_and_values():
+    x = np.ones(100_000, np.float32)
+    y, mask = ref.dropout_forward(x, 0.4, 2024)
+    assert mask.dtype == np.uint8 and y.dtype == np.float32
+    assert abs(mask.mean() - 0.6) < 0.01
+    u = ref.dropout_uniform(2024, np.arange(x.size, dtype=np.uint64))
+    np.testing.assert_array_equal(mask, (u >= np.float32(0.4)).astype(np.uint8))
+    np.testing.assert_allclose(y, mask / np.float32(0.6), rtol=1e-7)
+    # Flat row-major index: a reshaped input gets the same mask.
+    y2, mask2 = ref.dropout_forward(x.reshape(100, 1000), 0.4, 2024)
+    np.testing.assert_array_equal(mask2.ravel(), mask)
+
+
+def test_dropout_keeps_u_equal_to_p():
+    """Kept iff u >= p: an element whose draw equals p exactly is kept."""
+    x = np.ones(64, np.float32)
+    u = ref.dropout_uniform(9, np.arange(64, dtype=np.uint64))
+    j = int(np.argsort(u)[32])                # a draw near the middle, used as p
+    p = float(u[j])                           # exactly representable in float32
+    _, mask = ref.dropout_forward(x, p, 9)
+    assert mask[j] == 1
+    np.testing.assert_array_equal(mask, (u >= u[j]).astype(np.uint8))
+
+
+def test_dropout_p0_identity_and_p1_zero():
+    x = np.random.default_rng(3).standard_normal((3, 5, 7, 9)).astype(np.float32)
+    y, mask = ref.dropout_forward(x, 0.0, 5)
+    np.testing.assert_array_equal(y, x)
+    assert mask.all()
+    np.testing.assert_array_equal(ref.dropout_backward(x, mask, 0.0), x)
+    y, mask = ref.dropout_forward(x, 1.0, 5)
+    assert not y.any() and not mask.any()
+
+
+# ---- reference: dtypes and purity (tests/test_reference.py) ---------------------------------
+
+def reference_calls(f, stats):
+    """This op's reference functions for test_reference.py's dtype and purity test."""
+    x = f(2, 3, 7, 9)
+    mask = np.ones(x.shape, np.uint8)
+    return [(ref.dropout_forward, [x, 0.3, 1], ()),
+            (ref.dropout_backward, [x, mask, 0.3], ())]

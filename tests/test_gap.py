@@ -1,10 +1,16 @@
-"""Native global average pooling (gap_forward / gap_backward) against the reference."""
+"""Native global average pooling (gap_forward / gap_backward) against the reference.
+
+The reference itself, in the sections below the native tests: against float64 finite
+differences and against PyTorch (skipped without it).
+"""
 import numpy as np
 import pytest
 
 from devices import native, ref
+from float64_oracle import assert_grads_close, numeric_grads, proj
 from helpers import assert_fails_cleanly, nat, noncontig, raises, randn
 from tolerances import assert_close
+from torch_oracle import DTYPES, T, close
 
 pytestmark = pytest.mark.numerics  # re-run on every lower kernel level: tests/test_kernel_levels.py
 
@@ -53,3 +59,47 @@ def test_backward_impossible_sizes_fail_cleanly(H, W):
     # tried: a merely huge output would really be allocated and filled.)
     assert_fails_cleanly("gap_backward",
                          f"native.gap_backward(np.ones((1, 1), np.float32), {H}, {W})")
+
+
+# ---- reference against float64 finite differences -------------------------------------------
+# tfe.reference on its own, in float64: every backward against central finite differences
+# of its forward (the method: float64_oracle.py), and hand-written checks of what has no
+# gradient to check.
+
+@pytest.mark.parametrize("shape", [(1, 3, 7, 9), (3, 5, 7, 9), (2, 3, 1, 1)])
+def test_gap_gradcheck(shape):
+    r = np.random.default_rng(sum(shape))
+    x = r.standard_normal(shape)
+    y = ref.gap_forward(x)
+    assert y.shape == shape[:2]
+    R = r.standard_normal(y.shape)
+    (num,) = numeric_grads(lambda: proj(ref.gap_forward(x), R), [x])
+    assert_grads_close([ref.gap_backward(R, *shape[2:])], [num], ["dx"])
+
+
+# ---- reference against PyTorch --------------------------------------------------------------
+# tfe.reference against PyTorch as an outside oracle (float64 tight, float32 too): the
+# ``torch`` fixture (conftest.py) skips these without PyTorch; T, close: torch_oracle.py.
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(1, 3, 7, 9), (3, 5, 7, 9), (2, 4, 1, 1)])
+def test_gap_vs_torch(torch, dtype, shape):
+    F = torch.nn.functional
+    r = np.random.default_rng(sum(shape))
+    x = r.standard_normal(shape).astype(dtype)
+    tx = T(x, True)
+    ty = F.adaptive_avg_pool2d(tx, 1)
+    y = ref.gap_forward(x)
+    close(y, ty.reshape(shape[:2]), dtype, "y")
+    dy = r.standard_normal(y.shape).astype(dtype)
+    ty.backward(T(dy).reshape(ty.shape))
+    close(ref.gap_backward(dy, *shape[2:]), tx.grad, dtype, "dx")
+
+
+# ---- reference: dtypes and purity (tests/test_reference.py) ---------------------------------
+
+def reference_calls(f, stats):
+    """This op's reference functions for test_reference.py's dtype and purity test."""
+    x, x2 = f(2, 3, 7, 9), f(5, 3)
+    return [(ref.gap_forward, [x], ()),
+            (ref.gap_backward, [x2, 4, 5], ())]

@@ -1,10 +1,16 @@
-"""Native fully connected layer (linear_forward / linear_backward) against the reference."""
+"""Native fully connected layer (linear_forward / linear_backward) against the reference.
+
+The reference itself, in the sections below the native tests: against float64 finite
+differences and against PyTorch (skipped without it).
+"""
 import numpy as np
 import pytest
 
 from devices import native, ref
+from float64_oracle import assert_grads_close, numeric_grads, proj
 from helpers import nat, noncontig, num_threads, pow2_scale, raises, randn, readonly
 from tolerances import assert_close
+from torch_oracle import DTYPES, T, close
 
 pytestmark = pytest.mark.numerics  # re-run on every lower kernel level: tests/test_kernel_levels.py
 
@@ -132,3 +138,53 @@ def test_backward_rejects(rng, make_args, match):
     args, kw = make_args(dy, x, w)
     with raises("linear_backward", match):
         native.linear_backward(*args, **kw)
+
+
+# ---- reference against float64 finite differences -------------------------------------------
+# tfe.reference on its own, in float64: every backward against central finite differences
+# of its forward (the method: float64_oracle.py), and hand-written checks of what has no
+# gradient to check.
+
+@pytest.mark.parametrize("N,I,O,bias", [(1, 5, 3, True), (3, 5, 3, True), (3, 7, 4, False)])
+def test_linear_gradcheck(N, I, O, bias):
+    r = np.random.default_rng(N * 100 + I * 10 + O)
+    x, w = r.standard_normal((N, I)), r.standard_normal((O, I))
+    b = r.standard_normal(O) if bias else None
+    R = r.standard_normal((N, O))
+    dx, dw, db = ref.linear_backward(R, x, w)
+    inputs = [x, w] + ([b] if bias else [])
+    num = numeric_grads(lambda: proj(ref.linear_forward(x, w, b), R), inputs)
+    assert_grads_close([dx, dw] + ([db] if bias else []), num, ["dx", "dw", "db"])
+
+
+# ---- reference against PyTorch --------------------------------------------------------------
+# tfe.reference against PyTorch as an outside oracle (float64 tight, float32 too): the
+# ``torch`` fixture (conftest.py) skips these without PyTorch; T, close: torch_oracle.py.
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("N,I,O,bias", [(1, 5, 3, True), (3, 7, 4, True), (4, 224, 7, False)])
+def test_linear_vs_torch(torch, dtype, N, I, O, bias):
+    F = torch.nn.functional
+    r = np.random.default_rng(N + I + O)
+    x, w = r.standard_normal((N, I)).astype(dtype), r.standard_normal((O, I)).astype(dtype)
+    b = r.standard_normal(O).astype(dtype) if bias else None
+    tx, tw = T(x, True), T(w, True)
+    tb = T(b, True) if bias else None
+    ty = F.linear(tx, tw, tb)
+    close(ref.linear_forward(x, w, b), ty, dtype, "y")
+    dy = r.standard_normal((N, O)).astype(dtype)
+    ty.backward(T(dy))
+    dx, dw, db = ref.linear_backward(dy, x, w)
+    close(dx, tx.grad, dtype, "dx")
+    close(dw, tw.grad, dtype, "dw")
+    if bias:
+        close(db, tb.grad, dtype, "db")
+
+
+# ---- reference: dtypes and purity (tests/test_reference.py) ---------------------------------
+
+def reference_calls(f, stats):
+    """This op's reference functions for test_reference.py's dtype and purity test."""
+    x2 = f(5, 3)
+    return [(ref.linear_forward, [x2, f(2, 3), f(2)], ()),
+            (ref.linear_backward, [f(5, 2), x2, f(2, 3)], ())]

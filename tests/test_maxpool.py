@@ -2,6 +2,9 @@
 
 The maximum and its argmax are selections, so y and argmax must match exactly (inputs have
 no ties); the backward scatter-adds overlapping windows and is compared with the tolerance.
+
+The reference itself, in the sections below the native tests: against float64 finite
+differences and against PyTorch (skipped without it).
 """
 import itertools
 
@@ -9,8 +12,10 @@ import numpy as np
 import pytest
 
 from devices import native, ref
+from float64_oracle import assert_grads_close, numeric_grads, proj
 from helpers import assert_fails_cleanly, distinct, nat, noncontig, raises, randn
 from tolerances import assert_close
+from torch_oracle import DTYPES, T, close
 
 pytestmark = pytest.mark.numerics  # re-run on every lower kernel level: tests/test_kernel_levels.py
 
@@ -119,3 +124,115 @@ def test_backward_impossible_sizes_fail_cleanly(H, W):
     assert_fails_cleanly("maxpool2d_backward",
                          "native.maxpool2d_backward(np.ones((1, 1, 1, 1), np.float32), "
                          f"np.zeros((1, 1, 1, 1), np.int32), {H}, {W})")
+
+
+# ---- reference against float64 finite differences -------------------------------------------
+# tfe.reference on its own, in float64: every backward against central finite differences
+# of its forward (the method: float64_oracle.py), and hand-written checks of what has no
+# gradient to check.
+
+def distinct_values(r, shape, spacing=0.01):
+    """Values whose pairwise gaps are >= spacing, so no max can change under +-h."""
+    n = int(np.prod(shape))
+    return ((r.permutation(n) - n / 2) * spacing).reshape(shape)
+
+
+@pytest.mark.parametrize("k", [2, 3])
+@pytest.mark.parametrize("stride", [1, 2])
+@pytest.mark.parametrize("pad", [0, 1])
+def test_maxpool_gradcheck(k, stride, pad):
+    r = np.random.default_rng(100 * k + 10 * stride + pad)
+    N, C, H, W = (3, 5, 7, 9) if stride == 2 else (1, 3, 7, 9)
+    x = distinct_values(r, (N, C, H, W))
+    y, argmax = ref.maxpool2d_forward(x, k, stride, pad)
+    assert argmax.dtype == np.int32
+    assert y.shape == (N, C, (H + 2 * pad - k) // stride + 1, (W + 2 * pad - k) // stride + 1)
+    R = r.standard_normal(y.shape)
+    dx = ref.maxpool2d_backward(R, argmax, H, W)
+    (num,) = numeric_grads(lambda: proj(ref.maxpool2d_forward(x, k, stride, pad)[0], R), [x])
+    assert_grads_close([dx], [num], ["dx"])
+
+
+def maxpool_bruteforce(x, k, stride, pad):
+    """Loops over every window in row-major order, keeping the first maximum."""
+    N, C, H, W = x.shape
+    Ho, Wo = (H + 2 * pad - k) // stride + 1, (W + 2 * pad - k) // stride + 1
+    y = np.zeros((N, C, Ho, Wo), x.dtype)
+    idx = np.zeros((N, C, Ho, Wo), np.int64)
+    for n in range(N):
+        for c in range(C):
+            for i in range(Ho):
+                for j in range(Wo):
+                    best, arg = None, None
+                    for p in range(k):
+                        for q in range(k):
+                            h, w = i * stride - pad + p, j * stride - pad + q
+                            if 0 <= h < H and 0 <= w < W and (best is None or x[n, c, h, w] > best):
+                                best, arg = x[n, c, h, w], h * W + w
+                    y[n, c, i, j], idx[n, c, i, j] = best, arg
+    return y, idx
+
+
+@pytest.mark.parametrize("k,stride,pad", [(2, 1, 0), (2, 2, 1), (3, 1, 1), (3, 2, 1), (3, 2, 0)])
+def test_maxpool_argmax_rule_with_ties_and_padding(k, stride, pad):
+    """Many ties (values from {-3, -2, -1}: all negative, so -inf padding must never win)."""
+    r = np.random.default_rng(k + stride + pad)
+    x = r.integers(-3, 0, size=(2, 3, 7, 9)).astype(np.float32)
+    y, argmax = ref.maxpool2d_forward(x, k, stride, pad)
+    y_bf, idx_bf = maxpool_bruteforce(x, k, stride, pad)
+    np.testing.assert_array_equal(y, y_bf)
+    np.testing.assert_array_equal(argmax, idx_bf)
+
+
+def test_maxpool_argmax_hand_example():
+    x = np.array([[[[1., 5., 5.],
+                    [5., 2., 0.],
+                    [-1., -1., 7.]]]], np.float32)
+    y, argmax = ref.maxpool2d_forward(x, 2, 1, 0)
+    np.testing.assert_array_equal(y[0, 0], [[5, 5], [5, 7]])
+    np.testing.assert_array_equal(argmax[0, 0], [[1, 1], [3, 8]])  # first max in row-major order
+    # All negative, so -inf padding must never be chosen; x' = [[-2, -6, -6], [-6, -3, -1],
+    # [-2, -2, -8]]; windows: {(0,0)}, {(0,1), (0,2)}, {(1,0), (2,0)}, {(1,1), (1,2), (2,1), (2,2)}.
+    y, argmax = ref.maxpool2d_forward(-np.abs(x) - 1, 2, 2, 1)
+    np.testing.assert_array_equal(y[0, 0], [[-2, -6], [-2, -1]])
+    np.testing.assert_array_equal(argmax[0, 0], [[0, 1], [6, 5]])
+    # Even an input of -inf never selects padding: the first real element of the window wins.
+    y, argmax = ref.maxpool2d_forward(np.full((1, 1, 3, 3), -np.inf, np.float32), 2, 2, 1)
+    assert np.all(y == -np.inf)
+    np.testing.assert_array_equal(argmax[0, 0], [[0, 1], [3, 4]])
+    dx = ref.maxpool2d_backward(np.ones((1, 1, 2, 2), np.float32), np.array(
+        [[[[1, 1], [3, 8]]]], np.int32), 3, 3)
+    np.testing.assert_array_equal(dx[0, 0], [[0, 2, 0], [1, 0, 0], [0, 0, 1]])
+
+
+# ---- reference against PyTorch --------------------------------------------------------------
+# tfe.reference against PyTorch as an outside oracle (float64 tight, float32 too): the
+# ``torch`` fixture (conftest.py) skips these without PyTorch; T, close: torch_oracle.py.
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("k,stride,pad", [(2, 1, 0), (2, 2, 0), (2, 2, 1), (3, 1, 1), (3, 2, 0),
+                                          (3, 2, 1), (3, 3, 1)])
+def test_maxpool_vs_torch(torch, dtype, k, stride, pad):
+    F = torch.nn.functional
+    r = np.random.default_rng(10 * k + stride + pad)
+    shape = (3, 5, 7, 9)
+    n = int(np.prod(shape))
+    x = ((r.permutation(n) - n / 2) / n).reshape(shape).astype(dtype)   # distinct values
+    tx = T(x, True)
+    ty, tidx = F.max_pool2d(tx, k, stride, pad, return_indices=True)
+    y, argmax = ref.maxpool2d_forward(x, k, stride, pad)
+    close(y, ty, dtype, "y")
+    np.testing.assert_array_equal(argmax, tidx.numpy())
+    dy = r.standard_normal(y.shape).astype(dtype)
+    ty.backward(T(dy))
+    close(ref.maxpool2d_backward(dy, argmax, 7, 9), tx.grad, dtype, "dx")
+
+
+# ---- reference: dtypes and purity (tests/test_reference.py) ---------------------------------
+
+def reference_calls(f, stats):
+    """This op's reference functions for test_reference.py's dtype and purity test."""
+    x = f(2, 3, 7, 9)
+    pooled, am = ref.maxpool2d_forward(x, 3, 2, 1)
+    return [(ref.maxpool2d_forward, [x, 3, 2, 1], ()),
+            (ref.maxpool2d_backward, [pooled, am, 7, 9], ())]

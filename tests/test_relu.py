@@ -1,10 +1,16 @@
-"""Native ReLU (relu_forward / relu_backward) against the reference: exact, any shape."""
+"""Native ReLU (relu_forward / relu_backward) against the reference: exact, any shape.
+
+The reference itself, in the sections below the native tests: against float64 finite
+differences and against PyTorch (skipped without it).
+"""
 import numpy as np
 import pytest
 
 from devices import native, ref
+from float64_oracle import assert_grads_close, numeric_grads, proj
 from helpers import nat, noncontig, raises, randn
 from tolerances import assert_close
+from torch_oracle import DTYPES, T, close
 
 pytestmark = pytest.mark.numerics  # re-run on every lower kernel level: tests/test_kernel_levels.py
 
@@ -56,3 +62,46 @@ def test_forward_rejects(rng, call, match):
 def test_backward_rejects(rng, call, match):
     with raises("relu_backward", match):
         call(randn(rng, 3, 5, 2), randn(rng, 3, 5, 2))
+
+
+# ---- reference against float64 finite differences -------------------------------------------
+# tfe.reference on its own, in float64: every backward against central finite differences
+# of its forward (the method: float64_oracle.py), and hand-written checks of what has no
+# gradient to check.
+
+def test_relu_gradcheck():
+    r = np.random.default_rng(11)
+    x = r.standard_normal((3, 5, 7, 9))
+    x = np.where(np.abs(x) < 1e-3, 1e-2, x)               # keep away from the kink
+    y = ref.relu_forward(x)
+    R = r.standard_normal(x.shape)
+    (num,) = numeric_grads(lambda: proj(ref.relu_forward(x), R), [x])
+    assert_grads_close([ref.relu_backward(R, y)], [num], ["dx"])
+    np.testing.assert_array_equal(ref.relu_backward(R, y), np.where(x > 0, R, 0))
+
+
+# ---- reference against PyTorch --------------------------------------------------------------
+# tfe.reference against PyTorch as an outside oracle (float64 tight, float32 too): the
+# ``torch`` fixture (conftest.py) skips these without PyTorch; T, close: torch_oracle.py.
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_relu_vs_torch(torch, dtype):
+    F = torch.nn.functional
+    r = np.random.default_rng(4)
+    x = r.standard_normal((3, 5, 7, 9)).astype(dtype)
+    tx = T(x, True)
+    ty = F.relu(tx)
+    y = ref.relu_forward(x)
+    close(y, ty, dtype, "relu y")
+    dy = r.standard_normal(x.shape).astype(dtype)
+    ty.backward(T(dy))
+    close(ref.relu_backward(dy, y), tx.grad, dtype, "relu dx")
+
+
+# ---- reference: dtypes and purity (tests/test_reference.py) ---------------------------------
+
+def reference_calls(f, stats):
+    """This op's reference functions for test_reference.py's dtype and purity test."""
+    x = f(2, 3, 7, 9)
+    return [(ref.relu_forward, [x], ()),
+            (ref.relu_backward, [x, x], ())]

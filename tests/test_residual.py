@@ -2,14 +2,19 @@
 
 Training forward (y, saved statistics, running statistics in place), eval forward, backward
 (dx, dshortcut, dgamma, dbeta, accumulation), determinism and argument validation.
+
+The reference itself, in the sections below the native tests: against float64 finite
+differences and against PyTorch (skipped without it).
 """
 import numpy as np
 import pytest
 
 from devices import native, ref
+from float64_oracle import assert_grads_close, numeric_grads, proj
 from helpers import (bn_dx_unit, nat, noncontig, num_threads, pow2_scale, raises, randn, readonly,
                      uniform)
 from tolerances import assert_close
+from torch_oracle import DTYPES, T, close
 
 pytestmark = pytest.mark.numerics  # re-run on every lower kernel level: tests/test_kernel_levels.py
 
@@ -174,3 +179,85 @@ def test_backward_rejects(rng, edit, kw, match):
         edit(a)
     with raises("residual_backward", match):
         native.residual_backward(*a, **kw)
+
+
+# ---- reference against float64 finite differences -------------------------------------------
+# tfe.reference on its own, in float64: every backward against central finite differences
+# of its forward (the method: float64_oracle.py), and hand-written checks of what has no
+# gradient to check.
+
+@pytest.mark.parametrize("shape", [(3, 5, 7, 9), (1, 3, 7, 9)])
+def test_residual_gradcheck(shape):
+    r = np.random.default_rng(shape[0] + 40)
+    C = shape[1]
+    x = r.standard_normal(shape)
+    gamma, beta = r.standard_normal(C), r.standard_normal(C)
+    s = r.standard_normal(shape)
+
+    def fwd():
+        return ref.residual_forward_train(x, s, gamma, beta, np.zeros(C), np.ones(C), 1e-5, 0.1)
+
+    # Move the shortcut so the ReLU input bn(x) + s (from the batch statistics, as
+    # reference/batchnorm.py computes it) is at least 1e-2 away from the kink.
+    _, mean, invstd = fwd()
+    c = (1, C, 1, 1)
+    pre = (x - mean.reshape(c)) * invstd.reshape(c) * gamma.reshape(c) + beta.reshape(c) + s
+    s += np.where(np.abs(pre) < 1e-2, np.sign(pre + 1e-30) * 2e-2, 0)
+    y, mean, invstd = fwd()
+    R = r.standard_normal(shape)
+    dx, ds, dgamma, dbeta = ref.residual_backward(R, y, x, gamma, mean, invstd)
+    num = numeric_grads(lambda: proj(fwd()[0], R), [x, s, gamma, beta])
+    assert_grads_close([dx, ds, dgamma, dbeta], num, ["dx", "dshortcut", "dgamma", "dbeta"])
+
+
+def test_residual_eval_is_relu_of_bn_eval_plus_shortcut():
+    r = np.random.default_rng(41)
+    x, s = r.standard_normal((2, 3, 7, 9)), r.standard_normal((2, 3, 7, 9))
+    g, b, rm = r.standard_normal(3), r.standard_normal(3), r.standard_normal(3)
+    rv = r.uniform(1, 2, 3)
+    y = ref.residual_forward_eval(x, s, g, b, rm, rv, 1e-5)
+    expect = (x - rm[:, None, None]) / np.sqrt(rv[:, None, None] + 1e-5) * g[:, None, None]
+    np.testing.assert_allclose(y, np.maximum(expect + b[:, None, None] + s, 0), rtol=1e-12)
+
+
+# ---- reference against PyTorch --------------------------------------------------------------
+# tfe.reference against PyTorch as an outside oracle (float64 tight, float32 too): the
+# ``torch`` fixture (conftest.py) skips these without PyTorch; T, close: torch_oracle.py.
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(3, 5, 7, 9), (1, 4, 6, 6)])
+def test_residual_vs_torch(torch, dtype, shape):
+    F = torch.nn.functional
+    r = np.random.default_rng(sum(shape) + 7)
+    C = shape[1]
+    x, s = r.standard_normal(shape).astype(dtype), r.standard_normal(shape).astype(dtype)
+    g, b = r.standard_normal(C).astype(dtype), r.standard_normal(C).astype(dtype)
+    rm, rv = r.standard_normal(C).astype(dtype), r.uniform(0.5, 2, C).astype(dtype)
+    rm0, rv0 = rm.copy(), rv.copy()
+    trm, trv = T(rm), T(rv)
+    tx, ts, tg, tb = T(x, True), T(s, True), T(g, True), T(b, True)
+    ty = F.relu(F.batch_norm(tx, trm, trv, tg, tb, training=True, momentum=0.1, eps=1e-5) + ts)
+    y, mean, invstd = ref.residual_forward_train(x, s, g, b, rm, rv, 1e-5, 0.1)
+    close(y, ty, dtype, "y")
+    close(rm, trm, dtype, "running_mean")
+    close(rv, trv, dtype, "running_var")
+    dy = r.standard_normal(shape).astype(dtype)
+    ty.backward(T(dy))
+    dx, ds, dg, db = ref.residual_backward(dy, y, x, g, mean, invstd)
+    close(dx, tx.grad, dtype, "dx")
+    close(ds, ts.grad, dtype, "dshortcut")
+    close(dg, tg.grad, dtype, "dgamma")
+    close(db, tb.grad, dtype, "dbeta")
+    te = F.relu(F.batch_norm(T(x), T(rm0), T(rv0), T(g), T(b), training=False, eps=1e-5) + T(s))
+    close(ref.residual_forward_eval(x, s, g, b, rm0, rv0, 1e-5), te, dtype, "y eval")
+
+
+# ---- reference: dtypes and purity (tests/test_reference.py) ---------------------------------
+
+def reference_calls(f, stats):
+    """This op's reference functions for test_reference.py's dtype and purity test."""
+    x, g, be = f(2, 3, 7, 9), f(3), f(3)
+    _, bm, bi = ref.residual_forward_train(x, x, g, be, *stats(3))
+    return [(ref.residual_forward_train, [x, x, g, be, *stats(3)], (4, 5)),
+            (ref.residual_forward_eval, [x, x, g, be, *stats(3)], ()),
+            (ref.residual_backward, [x, x, x, g, bm, bi], ())]

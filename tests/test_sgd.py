@@ -2,6 +2,9 @@
 
 Several steps in a row over a list of tensors of different sizes (a conv weight, a bias, a
 BN scale, one big enough for the kernel's threads), updated in place.
+
+The reference itself, in the sections below the native tests: against PyTorch's formulas
+element by element in Python floats, and against PyTorch (skipped without it).
 """
 import numpy as np
 import pytest
@@ -9,6 +12,7 @@ import pytest
 from devices import native, ref
 from helpers import noncontig, num_threads, raises, randn, readonly
 from tolerances import assert_close
+from torch_oracle import DTYPES, T, close
 
 pytestmark = pytest.mark.numerics  # re-run on every lower kernel level: tests/test_kernel_levels.py
 
@@ -135,3 +139,74 @@ def test_rejects_and_updates_nothing(rng, make_args, match):
         native.sgd_step(*args, **kw)
     for a, c in zip(p + b, before):  # validation happens before any update
         np.testing.assert_array_equal(a, c)
+
+
+# ---- reference against float64 finite differences -------------------------------------------
+# tfe.reference on its own, in float64: every backward against central finite differences
+# of its forward (the method: float64_oracle.py), and hand-written checks of what has no
+# gradient to check.
+
+def sgd_loop(params, grads_per_step, lr, momentum, wd, nesterov):
+    """PyTorch's SGD formulas, element by element in Python floats (float64)."""
+    ps = [list(map(float, p.ravel())) for p in params]
+    bufs = [[0.0] * len(p) for p in ps]
+    for grads in grads_per_step:
+        for p, buf, g in zip(ps, bufs, grads):
+            g = list(map(float, g.ravel()))
+            for i in range(len(p)):
+                d = g[i] + wd * p[i] if wd != 0 else g[i]
+                if momentum != 0:
+                    buf[i] = momentum * buf[i] + d
+                    d = d + momentum * buf[i] if nesterov else buf[i]
+                p[i] = p[i] - lr * d
+    return ps, bufs
+
+
+@pytest.mark.parametrize("momentum", [0.0, 0.9])
+@pytest.mark.parametrize("nesterov", [False, True])
+@pytest.mark.parametrize("wd", [0.0, 5e-3])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_sgd_three_steps_against_loop(momentum, nesterov, wd, dtype):
+    r = np.random.default_rng(31)
+    shapes = [(3, 4), (5,), (2, 3, 1, 2)]
+    params = [r.standard_normal(s).astype(dtype) for s in shapes]
+    grads_per_step = [[r.standard_normal(s).astype(dtype) for s in shapes] for _ in range(3)]
+    expect_p, expect_b = sgd_loop(params, grads_per_step, 0.1, momentum, wd, nesterov)
+    bufs = [np.zeros(s, dtype) for s in shapes]
+    ids = [id(p) for p in params]
+    for grads in grads_per_step:
+        assert ref.sgd_step(params, grads, bufs, 0.1, momentum, wd, nesterov) is None
+    assert [id(p) for p in params] == ids
+    tol = dict(rtol=0, atol=0) if dtype == np.float64 else dict(rtol=1e-5, atol=1e-6)
+    for p, b, ep, eb in zip(params, bufs, expect_p, expect_b):
+        assert p.dtype == dtype
+        np.testing.assert_allclose(p.ravel(), ep, **tol)
+        np.testing.assert_allclose(b.ravel(), eb, **tol)
+
+
+# ---- reference against PyTorch --------------------------------------------------------------
+# tfe.reference against PyTorch as an outside oracle (float64 tight, float32 too): the
+# ``torch`` fixture (conftest.py) skips these without PyTorch; T, close: torch_oracle.py.
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("momentum,wd,nesterov", [(0.0, 0.0, False), (0.0, 1e-2, False),
+                                                  (0.9, 0.0, False), (0.9, 5e-4, False),
+                                                  (0.9, 0.0, True), (0.9, 5e-4, True)])
+def test_sgd_vs_torch(torch, dtype, momentum, wd, nesterov):
+    r = np.random.default_rng(5)
+    shapes = [(4, 3, 3, 3), (4,), (7, 5)]
+    params = [r.standard_normal(s).astype(dtype) for s in shapes]
+    tparams = [T(p, True) for p in params]
+    opt = torch.optim.SGD(tparams, lr=0.05, momentum=momentum, weight_decay=wd,
+                          nesterov=nesterov)
+    bufs = [np.zeros(s, dtype) for s in shapes]
+    for _ in range(3):
+        grads = [r.standard_normal(s).astype(dtype) for s in shapes]
+        for t, g in zip(tparams, grads):
+            t.grad = T(g)
+        opt.step()
+        ref.sgd_step(params, grads, bufs, 0.05, momentum, wd, nesterov)
+    for p, b, t in zip(params, bufs, tparams):
+        close(p, t, dtype, "param")
+        if momentum != 0:
+            close(b, opt.state[t]["momentum_buffer"], dtype, "momentum_buffer")

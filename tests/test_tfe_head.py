@@ -3,14 +3,19 @@
 Training forward (logits, z_hat, saved statistics, running statistics in place), eval
 forward, backward (dzi, dze, dgamma, dbeta, dw, db with accumulation), determinism and
 argument validation.
+
+The reference itself, in the sections below the native tests: against float64 finite
+differences and against PyTorch (skipped without it).
 """
 import numpy as np
 import pytest
 
 from devices import native, ref
+from float64_oracle import assert_grads_close, numeric_grads, proj
 from helpers import (bn_dx_unit, nat, noncontig, num_threads, pow2_scale, raises, randn, readonly,
                      uniform)
 from tolerances import assert_close
+from torch_oracle import DTYPES, T, close
 
 pytestmark = pytest.mark.numerics  # re-run on every lower kernel level: tests/test_kernel_levels.py
 
@@ -196,3 +201,102 @@ def test_backward_rejects(rng, edit, kw, match):
         edit(a)
     with raises("tfe_head_backward", match):
         native.tfe_head_backward(*a, **kw)
+
+
+# ---- reference against float64 finite differences -------------------------------------------
+# tfe.reference on its own, in float64: every backward against central finite differences
+# of its forward (the method: float64_oracle.py), and hand-written checks of what has no
+# gradient to check.
+
+@pytest.mark.parametrize("N,Di,De,O", [(3, 4, 5, 3), (2, 3, 2, 4), (5, 1, 3, 2)])
+def test_tfe_head_gradcheck(N, Di, De, O):
+    r = np.random.default_rng(N * 1000 + Di * 100 + De * 10 + O)
+    D = Di + De
+    zi, ze = r.standard_normal((N, Di)) * 2, r.standard_normal((N, De)) + 1
+    gamma, beta = r.standard_normal(D), r.standard_normal(D)
+    w, b = r.standard_normal((O, D)), r.standard_normal(O)
+
+    def fwd():
+        return ref.tfe_head_forward_train(zi, ze, gamma, beta, np.zeros(D), np.ones(D), w, b,
+                                          1e-5, 0.1)
+
+    logits, z_hat, mean, invstd = fwd()
+    assert logits.shape == (N, O) and z_hat.shape == (N, D)
+    R = r.standard_normal((N, O))
+    grads = ref.tfe_head_backward(R, zi, ze, z_hat, gamma, mean, invstd, w)
+    num = numeric_grads(lambda: proj(fwd()[0], R), [zi, ze, gamma, beta, w, b])
+    assert_grads_close(list(grads), num, ["dzi", "dze", "dgamma", "dbeta", "dw", "db"])
+
+
+def test_tfe_head_is_bn_of_each_part_then_linear():
+    def bn_train(z, g, b, eps=1e-5):  # the formulas of reference/batchnorm.py, written out
+        zc = z - z.mean(0)
+        return zc * (1 / ((zc * zc).mean(0) + eps) ** 0.5) * g + b
+
+    def bn_eval(z, g, b, rm, rv, eps=1e-5):
+        return (z - rm) * (g * (1 / (rv + eps) ** 0.5)) + b
+
+    r = np.random.default_rng(50)
+    zi, ze = r.standard_normal((6, 4)), r.standard_normal((6, 3))
+    g, b = r.standard_normal(7), r.standard_normal(7)
+    w, bias = r.standard_normal((2, 7)), r.standard_normal(2)
+    rm, rv = np.zeros(7), np.ones(7)
+    logits, z_hat, _, _ = ref.tfe_head_forward_train(zi, ze, g, b, rm, rv, w, bias, 1e-5, 0.1)
+    zi_hat, ze_hat = bn_train(zi, g[:4], b[:4]), bn_train(ze, g[4:], b[4:])
+    np.testing.assert_allclose(z_hat, np.concatenate([zi_hat, ze_hat], 1), rtol=1e-12)
+    np.testing.assert_allclose(logits, z_hat @ w.T + bias, rtol=1e-12)
+    logits_e, z_hat_e = ref.tfe_head_forward_eval(zi, ze, g, b, rm, rv, w, bias, 1e-5)
+    bn_e = bn_eval(np.concatenate([zi, ze], 1), g, b, rm, rv, 1e-5)
+    np.testing.assert_allclose(z_hat_e, bn_e, rtol=1e-12)
+    np.testing.assert_allclose(logits_e, bn_e @ w.T + bias, rtol=1e-12)
+
+
+# ---- reference against PyTorch --------------------------------------------------------------
+# tfe.reference against PyTorch as an outside oracle (float64 tight, float32 too): the
+# ``torch`` fixture (conftest.py) skips these without PyTorch; T, close: torch_oracle.py.
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("N,Di,De,O", [(3, 4, 5, 3), (2, 3, 2, 4), (16, 160, 64, 7)])
+def test_tfe_head_vs_torch(torch, dtype, N, Di, De, O):
+    F = torch.nn.functional
+    r = np.random.default_rng(N + Di + De + O)
+    D = Di + De
+    zi = (r.standard_normal((N, Di)) * 3).astype(dtype)
+    ze = (r.uniform(0, 2, (N, De))).astype(dtype)          # post-ReLU/GAP-like features
+    g, b = r.standard_normal(D).astype(dtype), r.standard_normal(D).astype(dtype)
+    w, bias = (r.standard_normal((O, D)) / 8).astype(dtype), r.standard_normal(O).astype(dtype)
+    rm, rv = r.standard_normal(D).astype(dtype), r.uniform(0.5, 2, D).astype(dtype)
+    rm0, rv0 = rm.copy(), rv.copy()
+    trm, trv = T(rm), T(rv)
+    tzi, tze, tg, tb, tw, tbias = (T(a, True) for a in (zi, ze, g, b, w, bias))
+    tz = F.batch_norm(torch.cat([tzi, tze], 1), trm, trv, tg, tb, training=True, momentum=0.1,
+                      eps=1e-5)
+    tlogits = F.linear(tz, tw, tbias)
+    logits, z_hat, mean, invstd = ref.tfe_head_forward_train(zi, ze, g, b, rm, rv, w, bias,
+                                                             1e-5, 0.1)
+    close(logits, tlogits, dtype, "logits")
+    close(z_hat, tz, dtype, "z_hat")
+    close(rm, trm, dtype, "running_mean")
+    close(rv, trv, dtype, "running_var")
+    dl = r.standard_normal((N, O)).astype(dtype)
+    tlogits.backward(T(dl))
+    grads = ref.tfe_head_backward(dl, zi, ze, z_hat, g, mean, invstd, w)
+    for mine, t, name in zip(grads, (tzi, tze, tg, tb, tw, tbias),
+                             ("dzi", "dze", "dgamma", "dbeta", "dw", "db")):
+        close(mine, t.grad, dtype, name)
+    tz_e = F.batch_norm(torch.cat([T(zi), T(ze)], 1), T(rm0), T(rv0), T(g), T(b),
+                        training=False, eps=1e-5)
+    logits_e, z_hat_e = ref.tfe_head_forward_eval(zi, ze, g, b, rm0, rv0, w, bias, 1e-5)
+    close(z_hat_e, tz_e, dtype, "z_hat eval")
+    close(logits_e, F.linear(tz_e, T(w), T(bias)), dtype, "logits eval")
+
+
+# ---- reference: dtypes and purity (tests/test_reference.py) ---------------------------------
+
+def reference_calls(f, stats):
+    """This op's reference functions for test_reference.py's dtype and purity test."""
+    zi, ze, hw, hb, hg, hbeta = f(3, 2), f(3, 3), f(2, 5), f(2), f(5), f(5)
+    _, zh, sm, si = ref.tfe_head_forward_train(zi, ze, hg, hbeta, *stats(5), hw, hb)
+    return [(ref.tfe_head_forward_train, [zi, ze, hg, hbeta, *stats(5), hw, hb], (4, 5)),
+            (ref.tfe_head_forward_eval, [zi, ze, hg, hbeta, *stats(5), hw, hb], ()),
+            (ref.tfe_head_backward, [f(3, 2), zi, ze, zh, hg, sm, si, hw], ())]
