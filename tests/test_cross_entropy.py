@@ -1,4 +1,4 @@
-"""Native softmax cross-entropy (hard labels and soft targets) against the reference.
+"""Native softmax cross-entropy (one op: hard labels or soft targets) against the reference.
 
 The reference itself, in the sections below the native tests: against float64 finite
 differences and against PyTorch (skipped without it).
@@ -50,14 +50,14 @@ def test_soft_targets(device, rng, case):
     target = uniform(rng, N, K)
     target /= target.sum(axis=1, keepdims=True)
     target[0] *= 0.5  # one row not summing to 1 (label smoothing leftovers, mixup weights)
-    loss, prob = map(nat, native.cross_entropy_soft_forward(logits, target))
-    rloss, rprob = ref.cross_entropy_soft_forward(logits, target)
+    loss, prob = map(nat, native.cross_entropy_forward(logits, target))
+    rloss, rprob = ref.cross_entropy_forward(logits, target)
     assert loss.shape == () and loss.dtype == np.float32
     assert_close(loss, rloss, "cross_entropy", "soft loss")
     assert_close(prob, rprob, "cross_entropy", "soft prob")
     for dloss in DLOSS:
-        d = nat(native.cross_entropy_soft_backward(prob, target, dloss))
-        assert_close(d, ref.cross_entropy_soft_backward(rprob, target, dloss), "cross_entropy",
+        d = nat(native.cross_entropy_backward(prob, target, dloss))
+        assert_close(d, ref.cross_entropy_backward(rprob, target, dloss), "cross_entropy",
                      f"soft dlogits dloss={dloss}")
 
 
@@ -66,9 +66,9 @@ def test_soft_with_onehot_equals_hard(device, rng):
     labels = rng.integers(0, 7, 6).astype(np.int64)
     onehot = np.eye(7, dtype=np.float32)[labels]
     hl, hp = map(nat, native.cross_entropy_forward(logits, labels))
-    sl, sp = map(nat, native.cross_entropy_soft_forward(logits, onehot))
+    sl, sp = map(nat, native.cross_entropy_forward(logits, onehot))
     assert_close(sl, hl, "cross_entropy", "loss")
-    assert_close(nat(native.cross_entropy_soft_backward(sp, onehot, 0.5)),
+    assert_close(nat(native.cross_entropy_backward(sp, onehot, 0.5)),
                  nat(native.cross_entropy_backward(hp, labels, 0.5)), "cross_entropy", "d")
 
 
@@ -78,12 +78,13 @@ def _hard_args(rng):
 
 FWD_BAD = [
     ("label too big", lambda l, y: (l, np.array([0, 5, 2, 1], np.int64)),
-     r"labels\[1\] = 5 is not a class in \[0, 5\)"),
-    ("label negative", lambda l, y: (l, np.array([0, 1, -1, 1], np.int64)), r"labels\[2\] = -1"),
-    ("labels int32", lambda l, y: (l, y.astype(np.int32)), "labels: expected int64"),
-    ("labels float", lambda l, y: (l, y.astype(np.float32)), "labels: expected int64"),
-    ("labels length", lambda l, y: (l, y[:3].copy()), "labels: expected shape"),
-    ("labels rank 2", lambda l, y: (l, y[:, None]), "labels: expected 1-d"),
+     r"target\[1\] = 5 is not a class in \[0, 5\)"),
+    ("label negative", lambda l, y: (l, np.array([0, 1, -1, 1], np.int64)), r"target\[2\] = -1"),
+    ("labels int32", lambda l, y: (l, y.astype(np.int32)), "target: expected int64"),
+    # float labels are probabilities, which are [N, K]
+    ("labels float", lambda l, y: (l, y.astype(np.float32)), "target: expected 2-d"),
+    ("labels length", lambda l, y: (l, y[:3].copy()), "target: expected shape"),
+    ("labels rank 2", lambda l, y: (l, y[:, None]), "target: expected 1-d"),
     ("logits float64", lambda l, y: (l.astype(np.float64), y), "logits: "),
     ("logits rank 3", lambda l, y: (l[None], y), "logits: expected 2-d"),
     ("logits empty", lambda l, y: (l[:0], y[:0]), "logits: empty"),
@@ -117,10 +118,10 @@ SOFT_BAD = [
 @pytest.mark.parametrize("make_args,match", [c[1:] for c in SOFT_BAD], ids=[c[0] for c in SOFT_BAD])
 def test_soft_rejects(rng, make_args, match):
     logits, target = randn(rng, 4, 5), uniform(rng, 4, 5)
-    with raises("cross_entropy_soft_forward", match):
-        native.cross_entropy_soft_forward(*make_args(logits, target))
-    with raises("cross_entropy_soft_backward", match.replace("logits", "prob")):
-        native.cross_entropy_soft_backward(*make_args(logits, target))
+    with raises("cross_entropy_forward", match):
+        native.cross_entropy_forward(*make_args(logits, target))
+    with raises("cross_entropy_backward", match.replace("logits", "prob")):
+        native.cross_entropy_backward(*make_args(logits, target))
 
 
 # ---- reference against float64 finite differences -------------------------------------------
@@ -154,11 +155,11 @@ def test_cross_entropy_soft_gradcheck(N, K, normalised):
     if normalised:
         target /= target.sum(1, keepdims=True)
     R = -1.3
-    loss, prob = ref.cross_entropy_soft_forward(logits, target)
+    loss, prob = ref.cross_entropy_forward(logits, target)
     lsm = logits - np.log(np.exp(logits).sum(1, keepdims=True))
     np.testing.assert_allclose(loss, -(target * lsm).sum(1).mean(), rtol=1e-12)
-    d = ref.cross_entropy_soft_backward(prob, target, R)
-    (num,) = numeric_grads(lambda: float(ref.cross_entropy_soft_forward(logits, target)[0]) * R,
+    d = ref.cross_entropy_backward(prob, target, R)
+    (num,) = numeric_grads(lambda: float(ref.cross_entropy_forward(logits, target)[0]) * R,
                            [logits])
     assert_grads_close([d], [num], ["dlogits"])
 
@@ -169,10 +170,10 @@ def test_cross_entropy_hard_equals_soft_onehot_and_is_stable():
     loss, prob = ref.cross_entropy_forward(logits, labels)
     assert loss.dtype == np.float32 and np.isfinite(loss) and np.all(np.isfinite(prob))
     onehot = np.eye(3, dtype=np.float32)[labels]
-    loss_s, prob_s = ref.cross_entropy_soft_forward(logits, onehot)
+    loss_s, prob_s = ref.cross_entropy_forward(logits, onehot)
     np.testing.assert_allclose(loss, loss_s, rtol=1e-6)
     np.testing.assert_allclose(ref.cross_entropy_backward(prob, labels),
-                               ref.cross_entropy_soft_backward(prob_s, onehot), atol=1e-7)
+                               ref.cross_entropy_backward(prob_s, onehot), atol=1e-7)
     with pytest.raises(ValueError, match=r"^\[cross_entropy\]"):
         ref.cross_entropy_forward(logits, np.array([0, 3], np.int64))
 
@@ -208,11 +209,11 @@ def test_cross_entropy_soft_vs_torch(torch, dtype, N, K, dloss):
     target = (target / target.sum(1, keepdims=True)).astype(dtype)
     tl = T(logits, True)
     tloss = F.cross_entropy(tl, T(target))        # probability targets
-    loss, prob = ref.cross_entropy_soft_forward(logits, target)
+    loss, prob = ref.cross_entropy_forward(logits, target)
     close(loss, tloss, dtype, "loss")
     close(prob, torch.softmax(tl, 1), dtype, "prob")
     (tloss * dloss).backward()
-    close(ref.cross_entropy_soft_backward(prob, target, dloss), tl.grad, dtype, "dlogits")
+    close(ref.cross_entropy_backward(prob, target, dloss), tl.grad, dtype, "dlogits")
 
 
 # ---- reference: dtypes and purity (tests/test_reference.py) ---------------------------------
@@ -222,5 +223,5 @@ def reference_calls(f, stats):
     logits, labels, target = f(3, 4), np.array([0, 3, 1], np.int64), np.abs(f(3, 4))
     return [(ref.cross_entropy_forward, [logits, labels], ()),
             (ref.cross_entropy_backward, [target, labels, 0.5], ()),
-            (ref.cross_entropy_soft_forward, [logits, target], ()),
-            (ref.cross_entropy_soft_backward, [target, target], ())]
+            (ref.cross_entropy_forward, [logits, target], ()),
+            (ref.cross_entropy_backward, [target, target], ())]

@@ -107,14 +107,17 @@ int effective_stride(const ConvShape& s, int stride, int pad) {
   return static_cast<int>(std::min<int64_t>(stride, span));
 }
 
-// Labels must index a class: checked here so kernels never read out of bounds.
+// Labels (a cross-entropy target) must index a class: checked here so kernels never read
+// out of bounds.
 void check_labels(const Args& a, const Tensor& labels, int64_t N, int64_t K) {
-  a.expect_shape(labels, "labels", {N});
-  if (labels.device().is_cuda()) return;  // checked by the device kernel
+  a.expect_shape(labels, "target", {N});
+  // Labels on a GPU are not read back here (that would synchronise every step): the
+  // caller vouches for them (tfe-train's come from its data sets, in range by construction).
+  if (labels.device().is_cuda()) return;
   const int64_t* l = labels.data<int64_t>();
   for (int64_t i = 0; i < N; ++i)
     if (l[i] < 0 || l[i] >= K)
-      fail(a.op(), "labels[" + std::to_string(i) + "] = " + std::to_string(l[i]) +
+      fail(a.op(), "target[" + std::to_string(i) + "] = " + std::to_string(l[i]) +
                        " is not a class in [0, " + std::to_string(K) + ")");
 }
 
@@ -388,43 +391,36 @@ Tensor logits_arg(Args& a, py::object obj, const char* name) {
   return t;
 }
 
-auto cross_entropy_forward(py::object logits, py::object labels) {
+// A cross-entropy target: class labels (an integer array: int64 [N], each in [0, K)) or class
+// probabilities (float32 [N, K]), told apart by the array's dtype.
+Tensor target_arg(Args& a, py::handle obj, const Tensor& logits) {
+  if (obj.is_none()) fail(a.op(), "target: required, got None");
+  const DType dt = to_tensor(obj, a.op(), "target").dtype();
+  if (dt == DType::i64 || dt == DType::i32 || dt == DType::u8) {
+    Tensor labels = a.tensor(obj, "target", 1, DType::i64);
+    check_labels(a, labels, logits.size(0), logits.size(1));
+    return labels;
+  }
+  Tensor target = a.tensor(obj, "target", 2);
+  a.expect_shape(target, "target", logits.shape());
+  return target;
+}
+
+auto cross_entropy_forward(py::object logits, py::object target) {
   Args a("cross_entropy_forward");
   Tensor L = logits_arg(a, logits, "logits");
-  Tensor LAB = a.tensor(labels, "labels", 1, DType::i64);
-  check_labels(a, LAB, L.size(0), L.size(1));
+  Tensor T = target_arg(a, target, L);
   Tensor LOSS = a.out({}), P = a.out(L.shape());
-  run([&] { ops::cross_entropy_forward(LOSS, P, L, LAB); });
+  run([&] { ops::cross_entropy_forward(LOSS, P, L, T); });
   return py::make_tuple(LOSS, P);
 }
 
-auto cross_entropy_backward(py::object prob, py::object labels, double dloss) {
+auto cross_entropy_backward(py::object prob, py::object target, double dloss) {
   Args a("cross_entropy_backward");
   Tensor P = logits_arg(a, prob, "prob");
-  Tensor LAB = a.tensor(labels, "labels", 1, DType::i64);
-  check_labels(a, LAB, P.size(0), P.size(1));
+  Tensor T = target_arg(a, target, P);
   Tensor DL = a.out(P.shape());
-  run([&] { ops::cross_entropy_backward(DL, P, LAB, static_cast<float>(dloss)); });
-  return DL;
-}
-
-auto cross_entropy_soft_forward(py::object logits, py::object target) {
-  Args a("cross_entropy_soft_forward");
-  Tensor L = logits_arg(a, logits, "logits");
-  Tensor T = a.tensor(target, "target", 2);
-  a.expect_shape(T, "target", L.shape());
-  Tensor LOSS = a.out({}), P = a.out(L.shape());
-  run([&] { ops::cross_entropy_soft_forward(LOSS, P, L, T); });
-  return py::make_tuple(LOSS, P);
-}
-
-auto cross_entropy_soft_backward(py::object prob, py::object target, double dloss) {
-  Args a("cross_entropy_soft_backward");
-  Tensor P = logits_arg(a, prob, "prob");
-  Tensor T = a.tensor(target, "target", 2);
-  a.expect_shape(T, "target", P.shape());
-  Tensor DL = a.out(P.shape());
-  run([&] { ops::cross_entropy_soft_backward(DL, P, T, static_cast<float>(dloss)); });
+  run([&] { ops::cross_entropy_backward(DL, P, T, static_cast<float>(dloss)); });
   return DL;
 }
 

@@ -1,10 +1,11 @@
-// Softmax cross-entropy over K classes, hard (int64 labels) or soft (float targets) targets.
+// Softmax cross-entropy over K classes, against labels (int64) or probabilities (float):
+// one op, the kernel gets exactly one of the two (see ops.def).
 //
 //   forward:  prob[N, K] = softmax(logits[N, K]) per row (saved for the backward)
-//             hard: loss[0] = mean_n ( logsumexp(l_n) - l_n[label_n] )
-//             soft: loss[0] = mean_n sum_k t_nk ( logsumexp(l_n) - l_nk )
-//   backward: hard: dlogits = (prob - onehot(label)) * dloss / N
-//             soft: dlogits = (prob * sum_k t_nk - t) * dloss / N
+//             labels: loss[0] = mean_n ( logsumexp(l_n) - l_n[label_n] )
+//             target: loss[0] = mean_n sum_k t_nk ( logsumexp(l_n) - l_nk )
+//   backward: labels: dlogits = (prob - onehot(label)) * dloss / N
+//             target: dlogits = (prob * sum_k t_nk - t) * dloss / N
 //
 // Numerically stable: each row subtracts its max before exp, and the loss is formed as
 // log(sum) - (l - max) (never log of a rounded-to-zero probability). Row sums and the batch
@@ -48,7 +49,7 @@ inline float batch_mean(const std::vector<double>& row_loss) {
 }  // namespace
 
 void cross_entropy_forward(float* loss, float* prob, const float* logits,
-                           const int64_t* labels, int N, int K) {
+                           const int64_t* labels, const float* target, int N, int K) {
   std::vector<double> row_loss(static_cast<size_t>(N));
   const bool par = static_cast<int64_t>(N) * K >= kParallelMin && N > 1;
 #pragma omp parallel for schedule(static) if (par) num_threads(num_threads())
@@ -57,53 +58,34 @@ void cross_entropy_forward(float* loss, float* prob, const float* logits,
     float mx;
     double lse;
     softmax_row(prob + static_cast<int64_t>(n) * K, l, K, &mx, &lse);
-    row_loss[n] = lse - static_cast<double>(l[labels[n]] - mx);
+    if (labels) {
+      row_loss[n] = lse - static_cast<double>(l[labels[n]] - mx);
+    } else {
+      const float* t = target + static_cast<int64_t>(n) * K;
+      double s = 0.0;
+      for (int k = 0; k < K; ++k)
+        s += static_cast<double>(t[k]) * (lse - static_cast<double>(l[k] - mx));
+      row_loss[n] = s;
+    }
   }
   loss[0] = N > 0 ? batch_mean(row_loss) : 0.0f;
 }
 
-void cross_entropy_backward(float* dlogits, const float* prob, const int64_t* labels, int N,
-                            int K, float dloss) {
+void cross_entropy_backward(float* dlogits, const float* prob, const int64_t* labels,
+                            const float* target, int N, int K, float dloss) {
   const float scale = dloss / static_cast<float>(N);
   const bool par = static_cast<int64_t>(N) * K >= kParallelMin && N > 1;
 #pragma omp parallel for schedule(static) if (par) num_threads(num_threads())
   for (int n = 0; n < N; ++n) {
     const float* p = prob + static_cast<int64_t>(n) * K;
     float* d = dlogits + static_cast<int64_t>(n) * K;
-    const int64_t lab = labels[n];
+    if (labels) {
+      const int64_t lab = labels[n];
 #pragma omp simd
-    for (int k = 0; k < K; ++k) d[k] = (p[k] - (k == lab ? 1.0f : 0.0f)) * scale;
-  }
-}
-
-void cross_entropy_soft_forward(float* loss, float* prob, const float* logits,
-                                const float* target, int N, int K) {
-  std::vector<double> row_loss(static_cast<size_t>(N));
-  const bool par = static_cast<int64_t>(N) * K >= kParallelMin && N > 1;
-#pragma omp parallel for schedule(static) if (par) num_threads(num_threads())
-  for (int n = 0; n < N; ++n) {
-    const float* l = logits + static_cast<int64_t>(n) * K;
+      for (int k = 0; k < K; ++k) d[k] = (p[k] - (k == lab ? 1.0f : 0.0f)) * scale;
+      continue;
+    }
     const float* t = target + static_cast<int64_t>(n) * K;
-    float mx;
-    double lse;
-    softmax_row(prob + static_cast<int64_t>(n) * K, l, K, &mx, &lse);
-    double s = 0.0;
-    for (int k = 0; k < K; ++k)
-      s += static_cast<double>(t[k]) * (lse - static_cast<double>(l[k] - mx));
-    row_loss[n] = s;
-  }
-  loss[0] = N > 0 ? batch_mean(row_loss) : 0.0f;
-}
-
-void cross_entropy_soft_backward(float* dlogits, const float* prob, const float* target, int N,
-                                 int K, float dloss) {
-  const float scale = dloss / static_cast<float>(N);
-  const bool par = static_cast<int64_t>(N) * K >= kParallelMin && N > 1;
-#pragma omp parallel for schedule(static) if (par) num_threads(num_threads())
-  for (int n = 0; n < N; ++n) {
-    const float* p = prob + static_cast<int64_t>(n) * K;
-    const float* t = target + static_cast<int64_t>(n) * K;
-    float* d = dlogits + static_cast<int64_t>(n) * K;
     double ts = 0.0;
     for (int k = 0; k < K; ++k) ts += t[k];
     const float tsum = static_cast<float>(ts);

@@ -1,13 +1,13 @@
-// Softmax cross-entropy on the GPU, hard (int64 labels) or soft (float targets) targets
-// (see cpu/cross_entropy.cpp, whose numerics these kernels follow):
+// Softmax cross-entropy on the GPU against labels (int64) or probabilities (float), one op
+// as on the CPU (see cross_entropy.cpp, whose numerics these kernels follow):
 //
 //   forward:  prob[N, K] = softmax(logits) per row; with mx = row max and
 //             s = sum_k exp(l_k - mx) (accumulated in double, k in order), lse = log(s):
-//             hard: row loss = lse - (l[label] - mx)
-//             soft: row loss = sum_k t_k * (lse - (l_k - mx))      (double, k in order)
+//             labels: row loss = lse - (l[label] - mx)
+//             target: row loss = sum_k t_k * (lse - (l_k - mx))      (double, k in order)
 //             loss[0] = float(sum_n row_loss[n] / N)  (0 when N == 0)
-//   backward: hard: dlogits = (prob - onehot(label)) * (dloss / N)
-//             soft: dlogits = (prob * sum_k t_k - t) * (dloss / N)
+//   backward: labels: dlogits = (prob - onehot(label)) * (dloss / N)
+//             target: dlogits = (prob * sum_k t_k - t) * (dloss / N)
 //
 // Forward: one thread per row computes max, exponentials, normalisation and the row loss
 // sequentially over k, in the CPU's order (K = 8 for the expression classifiers; any K works,
@@ -142,32 +142,26 @@ void forward(const char* op, float* loss, float* prob, const float* logits,
 }  // namespace
 
 void cross_entropy_forward(float* loss, float* prob, const float* logits,
-                           const int64_t* labels, int N, int K) {
-  forward<false>("cross_entropy_forward", loss, prob, logits, labels, nullptr, N, K);
+                           const int64_t* labels, const float* target, int N, int K) {
+  if (labels)
+    forward<false>("cross_entropy_forward", loss, prob, logits, labels, nullptr, N, K);
+  else
+    forward<true>("cross_entropy_forward", loss, prob, logits, nullptr, target, N, K);
 }
 
-void cross_entropy_soft_forward(float* loss, float* prob, const float* logits,
-                                const float* target, int N, int K) {
-  forward<true>("cross_entropy_soft_forward", loss, prob, logits, nullptr, target, N, K);
-}
-
-void cross_entropy_backward(float* dlogits, const float* prob, const int64_t* labels, int N,
-                            int K, float dloss) {
+void cross_entropy_backward(float* dlogits, const float* prob, const int64_t* labels,
+                            const float* target, int N, int K, float dloss) {
   const long long total = static_cast<long long>(N) * K;
   if (total <= 0) return;
   const float scale = dloss / static_cast<float>(N);  // rounded once, as on the CPU
-  cross_entropy_backward_kernel<<<elementwise_blocks(total, kThreads), kThreads, 0,
-                                  stream()>>>(dlogits, prob, labels, total, K, scale);
+  if (labels) {
+    cross_entropy_backward_kernel<<<elementwise_blocks(total, kThreads), kThreads, 0,
+                                    stream()>>>(dlogits, prob, labels, total, K, scale);
+  } else {
+    cross_entropy_soft_backward_kernel<<<elementwise_blocks(N, kRowThreads), kRowThreads, 0,
+                                         stream()>>>(dlogits, prob, target, N, K, scale);
+  }
   TFE_CUDA_CHECK_LAUNCH("cross_entropy_backward");
-}
-
-void cross_entropy_soft_backward(float* dlogits, const float* prob, const float* target, int N,
-                                 int K, float dloss) {
-  if (N <= 0 || K <= 0) return;
-  const float scale = dloss / static_cast<float>(N);
-  cross_entropy_soft_backward_kernel<<<elementwise_blocks(N, kRowThreads), kRowThreads, 0,
-                                       stream()>>>(dlogits, prob, target, N, K, scale);
-  TFE_CUDA_CHECK_LAUNCH("cross_entropy_soft_backward");
 }
 
 }  // namespace tfe::cuda

@@ -1,5 +1,5 @@
-// Device dispatch (see dispatch.h). CPU kernels live in cpu/, CUDA kernels in cuda/; this
-// file only turns tensors into pointers and sizes and picks the kernel for the device.
+// Device dispatch (see dispatch.h). Each op's CPU kernel is <op>.cpp, its CUDA kernel <op>.cu;
+// this file only turns tensors into pointers and sizes and picks the kernel for the device.
 #include "ops/dispatch.h"
 
 #include <string>
@@ -17,6 +17,14 @@ namespace {
 // Data pointer of an optional float tensor (nullptr when absent).
 float* F(const Tensor& t) { return t.defined() ? t.data<float>() : nullptr; }
 int I(int64_t v) { return static_cast<int>(v); }
+// A cross-entropy target is class labels (int64) or class probabilities (float32): the
+// kernels take one pointer of each kind, the other nullptr.
+const int64_t* labels_of(const Tensor& t) {
+  return t.dtype() == DType::i64 ? t.data<int64_t>() : nullptr;
+}
+const float* probabilities_of(const Tensor& t) {
+  return t.dtype() == DType::f32 ? t.data<float>() : nullptr;
+}
 
 // The tensors of one call share a device (checked at the binding); this picks it and
 // makes it the current CUDA device (a CPU-only build throws "built without CUDA" here).

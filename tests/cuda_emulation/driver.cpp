@@ -745,18 +745,18 @@ void test_cross_entropy() {
         const std::string nm = fmt("N%d K%d", N, K);
         std::vector<float> loss(1), prob(logits.size());
         if (soft)
-          tfe::cpu::cross_entropy_soft_forward(loss.data(), prob.data(), logits.data(), tgt.data(), N, K);
+          tfe::cpu::cross_entropy_forward(loss.data(), prob.data(), logits.data(), nullptr, tgt.data(), N, K);
         else
-          tfe::cpu::cross_entropy_forward(loss.data(), prob.data(), logits.data(), lab.data(), N, K);
+          tfe::cpu::cross_entropy_forward(loss.data(), prob.data(), logits.data(), lab.data(), nullptr, N, K);
         {
           Case c("cross_entropy", std::string(soft ? "soft " : "") + "forward " + nm);
           Dev<float> dL(1), dP(prob.size()), dLg(logits), dT(tgt);
           Dev<int64_t> dLab(lab);
           c.gpu([&] {
             if (soft)
-              tfe::cuda::cross_entropy_soft_forward(dL.p(), dP.p(), dLg.p(), dT.p(), N, K);
+              tfe::cuda::cross_entropy_forward(dL.p(), dP.p(), dLg.p(), nullptr, dT.p(), N, K);
             else
-              tfe::cuda::cross_entropy_forward(dL.p(), dP.p(), dLg.p(), dLab.p(), N, K);
+              tfe::cuda::cross_entropy_forward(dL.p(), dP.p(), dLg.p(), dLab.p(), nullptr, N, K);
           });
           close(c, "loss", loss, dL);
           close(c, "prob", prob, dP);
@@ -766,16 +766,16 @@ void test_cross_entropy() {
           const float dloss = 0.7f;
           std::vector<float> g(prob.size());
           if (soft)
-            tfe::cpu::cross_entropy_soft_backward(g.data(), prob.data(), tgt.data(), N, K, dloss);
+            tfe::cpu::cross_entropy_backward(g.data(), prob.data(), nullptr, tgt.data(), N, K, dloss);
           else
-            tfe::cpu::cross_entropy_backward(g.data(), prob.data(), lab.data(), N, K, dloss);
+            tfe::cpu::cross_entropy_backward(g.data(), prob.data(), lab.data(), nullptr, N, K, dloss);
           Dev<float> dG(g.size()), dP(prob), dT(tgt);
           Dev<int64_t> dLab(lab);
           c.gpu([&] {
             if (soft)
-              tfe::cuda::cross_entropy_soft_backward(dG.p(), dP.p(), dT.p(), N, K, dloss);
+              tfe::cuda::cross_entropy_backward(dG.p(), dP.p(), nullptr, dT.p(), N, K, dloss);
             else
-              tfe::cuda::cross_entropy_backward(dG.p(), dP.p(), dLab.p(), N, K, dloss);
+              tfe::cuda::cross_entropy_backward(dG.p(), dP.p(), dLab.p(), nullptr, N, K, dloss);
           });
           close(c, "dlogits", g, dG);
         }

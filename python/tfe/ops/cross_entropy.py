@@ -14,24 +14,8 @@ class CrossEntropy(Function):
     accepts_float_grad = True
 
     @staticmethod
-    def forward(ctx, logits, labels):
-        loss, prob = backend.current().cross_entropy_forward(logits, labels)
-        ctx.save_for_backward(prob, labels)
-        return loss
-
-    @staticmethod
-    def backward(ctx, dloss):
-        prob, labels = ctx.saved
-        g = _number(dloss)
-        return backend.current().cross_entropy_backward(prob, labels, g), None
-
-
-class SoftCrossEntropy(Function):
-    accepts_float_grad = True
-
-    @staticmethod
     def forward(ctx, logits, target):
-        loss, prob = backend.current().cross_entropy_soft_forward(logits, target)
+        loss, prob = backend.current().cross_entropy_forward(logits, target)
         ctx.save_for_backward(prob, target)
         return loss
 
@@ -39,12 +23,9 @@ class SoftCrossEntropy(Function):
     def backward(ctx, dloss):
         prob, target = ctx.saved
         g = _number(dloss)
-        return backend.current().cross_entropy_soft_backward(prob, target, g), None
+        return backend.current().cross_entropy_backward(prob, target, g), None
 
 
 def cross_entropy(logits, target):
     """``target``: int64 class labels [N], or float32 probabilities [N, K] (soft targets)."""
-    t = target.data if isinstance(target, Tensor) else target
-    if str(t.dtype) == "int64":
-        return CrossEntropy.apply(logits, t)
-    return SoftCrossEntropy.apply(logits, t)
+    return CrossEntropy.apply(logits, target.data if isinstance(target, Tensor) else target)
