@@ -106,44 +106,68 @@ def test_forward_equals_tfe(name, mode, rng):
 
 
 def test_tfe18_training_step_equals_tfe(rng):
-    """One SGD step of TFE18 with the pipeline's two parameter groups: same loss, same
-    update, and the same loss from the updated weights.
+    """One SGD step of TFE18 with the pipeline's two parameter groups: tfe and its PyTorch
+    twin in float32 both match the twin in float64 (same loss, same update, same loss from
+    the updated weights), so the twin is the same network and tfe's step is as exact as
+    float32 allows.
+
+    Bounds, per tensor of the update (normwise, relative to the float64 update): 1e-2, and
+    over all parameters at once: 1e-4. The per-tensor bound allows for a ReLU sign flip: a
+    pre-activation within ~1e-7 of zero can fall on either side in float32, which moves the
+    update of that channel's BN bias by a few parts in 1e3 (measured 5.4e-3 in
+    blocks.2.bn1.bias, tfe's portable kernel level with the training Winograd; PyTorch and
+    tfe's other paths 4.5e-4, in BN weights, whose updates are the smallest). The global
+    bound holds with that flip (8.3e-5; otherwise 4.8e-7) and catches what a mirror gets
+    wrong: a layer, an epsilon, a learning-rate group or weight decay each move the whole
+    update by far more.
 
     One step only: from the second on, the batch statistics of this tiny overfitted batch
     amplify float32 rounding (after three steps tfe and PyTorch each differ from a float64
     run by ~1e-2 normwise in some BN parameters, PyTorch more), so later steps test
     conditioning, not the mirror."""
     m = _model("tfe18", rng)
-    t = tm.mirror(m).train()
     x = rng.standard_normal((16, 1, 48, 48)).astype(np.float32)
     y = rng.integers(0, 8, 16).astype(np.int64)
     ident, rest = m.parameter_groups()
     kw = dict(momentum=0.9, weight_decay=5e-4)
-    opt = optim.SGD([{"params": rest, "lr": 0.01}, {"params": ident, "lr": 0.001}], lr=0.01, **kw)
-    topt = torch.optim.SGD([{"params": tm.named_for(m, t, rest), "lr": 0.01},
-                            {"params": tm.named_for(m, t, ident), "lr": 0.001}], lr=0.01, **kw)
     before = m.state_dict()
-    losses = []
-    for update in (True, False):
-        loss = ops.cross_entropy(m(Tensor(x)), y)
-        tloss = torch.nn.functional.cross_entropy(t(torch.from_numpy(x)), torch.from_numpy(y))
-        losses.append((loss.item(), tloss.item()))
-        if update:
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            topt.zero_grad()
-            tloss.backward()
-            topt.step()
-    for got, want in losses:  # observed rel <= 1e-5
-        assert got == pytest.approx(want, rel=1e-4)
-    # Normwise per tensor, of the change the step made (observed <= 6e-4, in BN weights,
-    # which move least; elementwise, single entries may differ more).
-    after, own = m.state_dict(), tm.torch_state_names(t)
-    for k in after:
-        moved = own[k].detach().numpy() - before[k]
-        err = np.linalg.norm(after[k] - before[k] - moved) / (np.linalg.norm(moved) + 1e-12)
-        assert err < 5e-3, (k, err)
+    losses, updates = {}, {}
+    for name, dtype in (("torch32", torch.float32), ("exact", torch.float64)):
+        t = tm.mirror(m).train().to(dtype)
+        topt = torch.optim.SGD([{"params": tm.named_for(m, t, rest), "lr": 0.01},
+                                {"params": tm.named_for(m, t, ident), "lr": 0.001}], lr=0.01, **kw)
+        tx, ty = torch.from_numpy(x).to(dtype), torch.from_numpy(y)
+        first = torch.nn.functional.cross_entropy(t(tx), ty)
+        topt.zero_grad()
+        first.backward()
+        topt.step()
+        with torch.no_grad():
+            second = torch.nn.functional.cross_entropy(t(tx), ty)
+        losses[name] = (first.item(), second.item())
+        updates[name] = {k: v.detach().double().numpy() - before[k]
+                         for k, v in tm.torch_state_names(t).items()}
+    opt = optim.SGD([{"params": rest, "lr": 0.01}, {"params": ident, "lr": 0.001}], lr=0.01, **kw)
+    first = ops.cross_entropy(m(Tensor(x)), y)
+    opt.zero_grad()
+    first.backward()
+    opt.step()
+    losses["tfe"] = (first.item(), ops.cross_entropy(m(Tensor(x)), y).item())
+    after = m.state_dict()
+    updates["tfe"] = {k: after[k].astype(np.float64) - before[k] for k in after}
+
+    exact = updates["exact"]
+    total = np.sqrt(sum(np.sum(u ** 2) for u in exact.values()))
+    for who in ("tfe", "torch32"):
+        for got, want in zip(losses[who], losses["exact"]):  # observed rel <= 1e-5
+            assert got == pytest.approx(want, rel=1e-4), who
+        assert set(updates[who]) == set(exact), who
+        sq = 0.0
+        for k, u in exact.items():
+            diff = updates[who][k] - u
+            sq += np.sum(diff ** 2)
+            err = np.linalg.norm(diff) / (np.linalg.norm(u) + 1e-30)
+            assert err < 1e-2, (who, k, err)
+        assert np.sqrt(sq) / total < 1e-4, (who, np.sqrt(sq) / total)
 
 
 @pytest.mark.slow
