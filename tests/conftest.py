@@ -172,3 +172,13 @@ def device(request):
     run there; the CUDA devices skip with a reason on a machine without a GPU."""
     with devices.running_on(request.param):
         yield request.param
+
+
+@pytest.fixture(scope="session")
+def emulated(tmp_path_factory):
+    """The CUDA kernels under host emulation next to the CPU kernels (tests/emulated.py),
+    built once per session; the test_emulated_* cases at the end of each op's test file use
+    it. Skips when there is no C++ compiler."""
+    import emulated as emulation
+
+    return emulation.load(tmp_path_factory.mktemp("cuda-emulation"))

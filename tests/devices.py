@@ -13,7 +13,7 @@ takes the ``device`` fixture (conftest.py) runs once per device:
 
 So each CUDA kernel meets exactly the cases, shapes and tolerances its CPU kernel meets.
 The ``cuda`` devices skip with a reason on a machine without a GPU. (The host emulation of
-the CUDA kernels is not a device here: it is a C++ program, tests/test_cuda_emulated.py.)
+the CUDA kernels is not a device here: it is the ``emulated`` fixture, tests/emulated.py.)
 
 ``native`` and ``ref`` are imported by the test modules once; which device they run on is
 set by the ``device`` fixture for the duration of one test (tests that do not take it, such

@@ -408,3 +408,81 @@ def reference_calls(f, stats):
             (ref.batchnorm_forward_train, [x2, g, be, *stats(3)], (3, 4)),
             (ref.batchnorm_forward_eval, [x, g, be, *stats(3), 1e-5], ()),
             (ref.batchnorm_backward, [x, x, g, bm, bi], ())]
+
+
+# ---- the CUDA kernel under host emulation (tests/cuda_emulation) ----
+# batchnorm.cu compiled for the CPU and compared with the CPU kernel on the same inputs, in
+# guarded device buffers (tests/emulated.py); no GPU needed. dgamma and dbeta accumulate into
+# non-zero buffers; dx is compared in units of gamma * invstd * max |dy| per channel
+# (emulated.bn_dx_unit: it is a cancellation).
+# N, C, HW, pointer shift of x, y, dx, dy (1: misaligned, the scalar path)
+EMULATED_CASES = [(2, 3, 7, 0), (1, 2, 5, 0),
+                  (2, 4, 16, 0),     # HW % 4 == 0, aligned: float4 path
+                  (2, 4, 16, 1),     # same shape, misaligned: scalar path
+                  (3, 1, 36, 0),
+                  (2, 3, 2000, 0),   # several chunks per channel
+                  (2, 5, 1, 0),      # BatchNorm1d: columns layout
+                  (40, 33, 1, 0),    # two column tiles, more rows than row groups
+                  (1, 3, 2, 0),      # N = 1
+                  (8, 16, 2304, 0),  # a paper layer: 8x16x48x48
+                  (130, 70, 1, 0)]   # BatchNorm1d, three column tiles
+EMULATED_PARTS = ["forward_train", "forward_train (no running stats)", "forward_eval",
+                  "backward dx+dgamma+dbeta", "backward dx only", "backward dgamma+dbeta only"]
+
+
+def _emulated_bn_inputs(emulated, rng, N, C, HW):
+    n = N * C * HW
+    u = emulated.uniform
+    return dict(x=u(rng, n, -1, 3),  # a non-zero mean, as after a ReLU
+                gamma=u(rng, C, 0.5, 1.5), beta=u(rng, C), rm=u(rng, C), rv=u(rng, C, 0.5, 2.0),
+                dy=u(rng, n), dg0=u(rng, C), db0=u(rng, C))
+
+
+@pytest.mark.parametrize("part", EMULATED_PARTS)
+@pytest.mark.parametrize("case", EMULATED_CASES, ids=[
+    "{}x{}x{}".format(*c) + ("-misaligned" if c[3] else "") for c in EMULATED_CASES])
+def test_emulated_batchnorm(emulated, rng, case, part):
+    N, C, HW, shift = case
+    eps, mom = 1e-5, 0.1
+    a = _emulated_bn_inputs(emulated, rng, N, C, HW)
+    x, gamma, beta, dy, n = a["x"], a["gamma"], a["beta"], a["dy"], N * C * HW
+    y, sm, si = np.zeros(n, np.float32), np.zeros(C, np.float32), np.zeros(C, np.float32)
+    rm, rv = a["rm"].copy(), a["rv"].copy()
+    emulated.cpu.batchnorm_forward_train(y, sm, si, rm, rv, x, gamma, beta, N, C, HW, eps, mom)
+    mis = emulated.misaligned
+    if part.startswith("forward_train"):
+        running = "no running" not in part
+        yd, smd, sid = emulated.garbage(n), emulated.garbage(C), emulated.garbage(C)
+        rmd, rvd = a["rm"].copy(), a["rv"].copy()
+        emulated.cuda.batchnorm_forward_train(mis(yd, shift), smd, sid, rmd if running else None,
+                                              rvd if running else None, mis(x, shift), gamma,
+                                              beta, N, C, HW, eps, mom)
+        emulated.assert_close(yd, y, "batchnorm", "y")
+        emulated.assert_close(smd, sm, "batchnorm", "save_mean")
+        emulated.assert_close(sid, si, "batchnorm", "save_invstd")
+        if running:
+            emulated.assert_close(rmd, rm, "batchnorm", "running_mean")
+            emulated.assert_close(rvd, rv, "batchnorm", "running_var")
+        else:
+            emulated.assert_exact(rmd, a["rm"], "running_mean (null)")
+    elif part == "forward_eval":
+        ye = np.zeros(n, np.float32)
+        emulated.cpu.batchnorm_forward_eval(ye, x, gamma, beta, a["rm"], a["rv"], N, C, HW, eps)
+        yd = emulated.garbage(n)
+        emulated.cuda.batchnorm_forward_eval(mis(yd, shift), mis(x, shift), gamma, beta, a["rm"],
+                                             a["rv"], N, C, HW, eps)
+        emulated.assert_close(yd, ye, "batchnorm", "y")
+    else:
+        wdx, wpar = part != "backward dgamma+dbeta only", part != "backward dx only"
+        dx, dg, db = np.zeros(n, np.float32), a["dg0"].copy(), a["db0"].copy()
+        emulated.cpu.batchnorm_backward(dx if wdx else None, dg if wpar else None,
+                                        db if wpar else None, dy, x, gamma, sm, si, N, C, HW)
+        dxd, dgd, dbd = emulated.garbage(n), a["dg0"].copy(), a["db0"].copy()
+        emulated.cuda.batchnorm_backward(mis(dxd, shift) if wdx else None, dgd if wpar else None,
+                                         dbd if wpar else None, mis(dy, shift), mis(x, shift),
+                                         gamma, sm, si, N, C, HW)
+        if wdx:
+            emulated.assert_close(dxd, dx, "batchnorm", "dx",
+                                  emulated.bn_dx_unit(dy, gamma, si, N, C, HW))
+        emulated.assert_close(dgd, dg, "batchnorm", "dgamma")
+        emulated.assert_close(dbd, db, "batchnorm", "dbeta")

@@ -494,3 +494,59 @@ def reference_calls(f, stats):
     x, w, b, dy = f(2, 3, 7, 9), f(4, 3, 3, 3), f(4), f(2, 4, 4, 5)
     return [(ref.conv2d_forward, [x, w, b, 2, 1], ()),
             (ref.conv2d_backward, [dy, x, w, 2, 1], ())]
+
+
+# ---- the CUDA kernel under host emulation (tests/cuda_emulation) ----
+# conv2d.cu compiled for the CPU and compared with the CPU kernel on the same inputs, in
+# guarded device buffers (tests/emulated.py); no GPU needed. The forward, all three gradients
+# (dw and db accumulate into non-zero buffers), then each gradient alone.
+# N, C, H, W, K, k, stride, pad, bias
+EMULATED_CASES = [
+    (2, 3, 7, 5, 4, 3, 1, 1, True), (1, 1, 7, 5, 3, 3, 2, 1, False),
+    (2, 2, 9, 8, 5, 1, 2, 0, True), (3, 4, 6, 7, 2, 2, 3, 0, True),
+    (2, 3, 5, 5, 17, 4, 2, 2, True), (1, 2, 5, 4, 3, 2, 1, 1, False),
+    (2, 3, 7, 7, 3, 1, 3, 0, False), (1, 1, 1, 3, 2, 1, 2, 0, True),
+    (2, 5, 11, 10, 33, 3, 2, 1, True), (1, 2, 8, 8, 3, 5, 3, 2, True),
+    (2, 3, 9, 9, 4, 3, 2, 0, True), (1, 8, 12, 12, 16, 3, 1, 1, False),
+    (2, 1, 11, 9, 1, 5, 1, 2, True),
+    (1, 3, 21, 19, 8, 3, 1, 1, True),  # more than one 64-wide output tile
+    # layer-like shapes: many tiles, split-K weight gradients, strided dx phases
+    (2, 16, 24, 24, 16, 3, 1, 1, True), (2, 8, 48, 48, 16, 3, 2, 1, False),
+    (1, 3, 40, 40, 8, 5, 1, 2, True)]
+EMULATED_PARTS = ["forward", "dx+dw+db", "dx only", "dw only", "db only"]
+
+
+@pytest.mark.parametrize("part", EMULATED_PARTS)
+@pytest.mark.parametrize("case", EMULATED_CASES, ids=[
+    "{}x{}x{}x{}-K{}-k{}-s{}-p{}".format(*c) + ("" if c[8] else "-nobias") for c in EMULATED_CASES])
+def test_emulated_conv2d(emulated, rng, case, part):
+    N, C, H, W, K, k, s, p, bias = case
+    Ho, Wo = (H + 2 * p - k) // s + 1, (W + 2 * p - k) // s + 1
+    ws = 1.0 / np.sqrt(np.float32(C * k * k))
+    x = emulated.uniform(rng, N * C * H * W)
+    w = emulated.uniform(rng, K * C * k * k, -ws, ws)
+    b, dy = emulated.uniform(rng, K), emulated.uniform(rng, N * K * Ho * Wo)
+    dw0, db0 = emulated.uniform(rng, w.size), emulated.uniform(rng, K)
+    sizes = (N, C, H, W, K, k, s, p)
+    if part == "forward":
+        y = np.zeros(dy.size, np.float32)
+        emulated.cpu.conv2d_forward(y, x, w, b if bias else None, *sizes)
+        yd = emulated.garbage(dy.size)
+        emulated.cuda.conv2d_forward(yd, x, w, b if bias else None, *sizes)
+        emulated.assert_close(yd, y, "conv2d", "y")
+        return
+    wdx, wdw, wdb = (part in ("dx+dw+db", f"{g} only") for g in ("dx", "dw", "db"))
+    dx, dw, db = np.zeros(x.size, np.float32), dw0.copy(), db0.copy()
+    emulated.cpu.conv2d_backward(dx if wdx else None, dw if wdw else None, db if wdb else None,
+                                 dy, x, w, *sizes)
+    dxd, dwd, dbd = emulated.garbage(x.size), dw0.copy(), db0.copy()
+    emulated.cuda.conv2d_backward(dxd if wdx else None, dwd if wdw else None,
+                                  dbd if wdb else None, dy, x, w, *sizes)
+    if wdx:
+        emulated.assert_close(dxd, dx, "conv2d", "dx")
+    emulated.assert_close(dwd, dw, "conv2d", "dw")  # exactly dw0 when not requested
+    emulated.assert_close(dbd, db, "conv2d", "db")
+    if not wdw:
+        emulated.assert_exact(dwd, dw0, "dw (not requested)")
+    if not wdb:
+        emulated.assert_exact(dbd, db0, "db (not requested)")

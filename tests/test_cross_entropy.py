@@ -225,3 +225,44 @@ def reference_calls(f, stats):
             (ref.cross_entropy_backward, [target, labels, 0.5], ()),
             (ref.cross_entropy_forward, [logits, target], ()),
             (ref.cross_entropy_backward, [target, target], ())]
+
+
+    with raises("cross_entropy_soft_forward", match):
+        native.cross_entropy_soft_forward(*make_args(logits, target))
+    with raises("cross_entropy_soft_backward", match.replace("logits", "prob")):
+        native.cross_entropy_soft_backward(*make_args(logits, target))
+
+
+# ---- the CUDA kernel under host emulation (tests/cuda_emulation) ----
+# cross_entropy.cu compiled for the CPU and compared with the CPU kernel on the same inputs, in
+# guarded device buffers (tests/emulated.py); no GPU needed. Hard labels and soft targets,
+# K = 1 to 37, batches up to 1000, logits 160 apart (the max shift matters).
+EMULATED_CASES = [(N, K) for K in (1, 2, 7, 37) for N in (1, 2, 33, 1000)]
+
+
+@pytest.mark.parametrize("direction", ["forward", "backward"])
+@pytest.mark.parametrize("targets", ["labels", "soft"])
+@pytest.mark.parametrize("case", EMULATED_CASES,
+                         ids=["N{}-K{}".format(*c) for c in EMULATED_CASES])
+def test_emulated_cross_entropy(emulated, rng, case, targets, direction):
+    N, K = case
+    logits = emulated.uniform(rng, N * K, -3, 3)
+    if N * K > 8:
+        logits[3], logits[4] = 80.0, -80.0
+    labels = rng.integers(0, K, N).astype(np.int64)
+    target = emulated.uniform(rng, N * K, 0, 1)
+    # One op: exactly one of labels and probabilities is given, the other is None (nullptr).
+    lab, tgt = (None, target) if targets == "soft" else (labels, None)
+    loss, prob = np.zeros(1, np.float32), np.zeros(N * K, np.float32)
+    emulated.cpu.cross_entropy_forward(loss, prob, logits, lab, tgt, N, K)
+    if direction == "forward":
+        lossd, probd = emulated.garbage(1), emulated.garbage(N * K)
+        emulated.cuda.cross_entropy_forward(lossd, probd, logits, lab, tgt, N, K)
+        emulated.assert_close(lossd, loss, "cross_entropy", "loss")
+        emulated.assert_close(probd, prob, "cross_entropy", "prob")
+        return
+    dloss = 0.7
+    g, gd = np.zeros(N * K, np.float32), emulated.garbage(N * K)
+    emulated.cpu.cross_entropy_backward(g, prob, lab, tgt, N, K, dloss)
+    emulated.cuda.cross_entropy_backward(gd, prob, lab, tgt, N, K, dloss)
+    emulated.assert_close(gd, g, "cross_entropy", "dlogits")

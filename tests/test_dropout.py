@@ -210,3 +210,45 @@ def reference_calls(f, stats):
     mask = np.ones(x.shape, np.uint8)
     return [(ref.dropout_forward, [x, 0.3, 1], ()),
             (ref.dropout_backward, [x, mask, 0.3], ())]
+
+
+# ---- the CUDA kernel under host emulation (tests/cuda_emulation) ----
+# dropout.cu compiled for the CPU and compared bit for bit with the CPU kernel on the same
+# inputs, in guarded device buffers (tests/emulated.py); no GPU needed. The CUDA forward draws
+# with seed + the device-side offset of captured graphs (advance_dropout_offset), which the
+# CPU kernel gets as an explicit seed (emulated.dropout_offset counts the advances).
+EMULATED_SEEDS = [0, 42, 2**64 - 1]
+EMULATED_CASES = [(n, p, EMULATED_SEEDS[i % 3]) for i, (n, p) in enumerate(
+    (n, p) for n in (1, 255, 3001) for p in (0.0, 1e-9, 0.1, 0.5, 1 / 3, 1.0))]
+
+
+def _emulated_dropout(emulated, rng, n, p, seed, direction):
+    x, dy = emulated.uniform(rng, n, -3, 3), emulated.uniform(rng, n)
+    y, mask = np.zeros(n, np.float32), np.zeros(n, np.uint8)
+    emulated.cpu.dropout_forward(y, mask, x, n, p, (seed + emulated.dropout_offset) % 2**64)
+    if direction == "forward":
+        yd, maskd = emulated.garbage(n), emulated.garbage(n, np.uint8)
+        emulated.cuda.dropout_forward(yd, maskd, x, n, p, seed)
+        emulated.assert_exact(yd, y, "y")
+        emulated.assert_exact(maskd, mask, "mask")
+    else:
+        dx = np.zeros(n, np.float32)
+        emulated.cpu.dropout_backward(dx, dy, mask, n, p)
+        dxd = emulated.garbage(n)
+        emulated.cuda.dropout_backward(dxd, dy, mask, n, p)
+        emulated.assert_exact(dxd, dx, "dx")
+
+
+@pytest.mark.parametrize("direction", ["forward", "backward"])
+@pytest.mark.parametrize("n,p,seed", EMULATED_CASES,
+                         ids=[f"n{n}-p{p:.3g}-seed{s}" for n, p, s in EMULATED_CASES])
+def test_emulated_dropout(emulated, rng, n, p, seed, direction):
+    _emulated_dropout(emulated, rng, n, p, seed, direction)
+
+
+@pytest.mark.parametrize("direction", ["forward", "backward"])
+@pytest.mark.parametrize("n,p,seed", [(777, 0.5, 10), (64, 0.25, 2**64 - 1)],
+                         ids=["n777-p0.5-seed10", "n64-p0.25-seed-wraps"])
+def test_emulated_dropout_after_advance_dropout_offset(emulated, rng, n, p, seed, direction):
+    emulated.cuda.advance_dropout_offset()  # seed + offset wraps around for the second seed
+    _emulated_dropout(emulated, rng, n, p, seed, direction)

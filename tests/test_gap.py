@@ -103,3 +103,33 @@ def reference_calls(f, stats):
     x, x2 = f(2, 3, 7, 9), f(5, 3)
     return [(ref.gap_forward, [x], ()),
             (ref.gap_backward, [x2, 4, 5], ())]
+
+
+# ---- the CUDA kernel under host emulation (tests/cuda_emulation) ----
+# gap.cu compiled for the CPU and compared with the CPU kernel on the same inputs, in guarded
+# device buffers (tests/emulated.py); no GPU needed. The backward is one division per
+# element, as on the CPU: bit-exact.
+# N, C, HW, pointer shift (1: misaligned, forces the scalar path)
+EMULATED_CASES = [(1, 1, 1, 0), (2, 3, 7, 0), (2, 5, 64, 0), (2, 5, 64, 1), (3, 2, 49, 0),
+                  (1, 16, 100, 0), (2, 1, 4, 1), (5, 33, 9, 0), (8, 16, 2304, 0)]
+
+
+@pytest.mark.parametrize("direction", ["forward", "backward"])
+@pytest.mark.parametrize("case", EMULATED_CASES, ids=[
+    "{}x{}x{}".format(*c) + ("-misaligned" if c[3] else "") for c in EMULATED_CASES])
+def test_emulated_gap(emulated, rng, case, direction):
+    N, C, HW, shift = case
+    if direction == "forward":
+        x = emulated.uniform(rng, N * C * HW, -2, 3)
+        y = np.zeros(N * C, np.float32)
+        emulated.cpu.gap_forward(y, x, N, C, HW)
+        yd = emulated.garbage(N * C)
+        emulated.cuda.gap_forward(yd, emulated.misaligned(x, shift), N, C, HW)
+        emulated.assert_close(yd, y, "gap", "y")
+    else:
+        dy = emulated.uniform(rng, N * C)
+        dx = np.zeros(N * C * HW, np.float32)
+        emulated.cpu.gap_backward(dx, dy, N, C, HW)
+        dxd = emulated.garbage(N * C * HW)
+        emulated.cuda.gap_backward(emulated.misaligned(dxd, shift), dy, N, C, HW)
+        emulated.assert_exact(dxd, dx, "dx")

@@ -188,3 +188,45 @@ def reference_calls(f, stats):
     x2 = f(5, 3)
     return [(ref.linear_forward, [x2, f(2, 3), f(2)], ()),
             (ref.linear_backward, [f(5, 2), x2, f(2, 3)], ())]
+
+
+# ---- the CUDA kernel under host emulation (tests/cuda_emulation) ----
+# linear.cu compiled for the CPU and compared with the CPU kernel on the same inputs, in
+# guarded device buffers (tests/emulated.py); no GPU needed. dw and db accumulate into
+# non-zero buffers.
+# N, I, O, bias
+EMULATED_CASES = [(5, 7, 3, True), (1, 1, 1, False), (2, 1, 5, True), (33, 200, 70, True),
+                  (2, 300, 8, True), (3, 65, 40, False), (17, 3, 129, True),
+                  (128, 300, 8, True),  # long batch reduction for dw and db
+                  (8, 960, 7, True)]    # long reduction for y
+EMULATED_PARTS = ["forward", "dx+dw+db", "dx+dw (db null)", "dw+db (dx null)"]
+
+
+@pytest.mark.parametrize("part", EMULATED_PARTS)
+@pytest.mark.parametrize("case", EMULATED_CASES, ids=[
+    "N{}-I{}-O{}".format(*c) + ("" if c[3] else "-nobias") for c in EMULATED_CASES])
+def test_emulated_linear(emulated, rng, case, part):
+    N, I, O, bias = case
+    ws = 1.0 / np.sqrt(np.float32(I))
+    x, w = emulated.uniform(rng, N * I), emulated.uniform(rng, O * I, -ws, ws)
+    b, dy = emulated.uniform(rng, O), emulated.uniform(rng, N * O)
+    dw0, db0 = emulated.uniform(rng, w.size), emulated.uniform(rng, O)
+    if part == "forward":
+        y = np.zeros(N * O, np.float32)
+        emulated.cpu.linear_forward(y, x, w, b if bias else None, N, I, O)
+        yd = emulated.garbage(N * O)
+        emulated.cuda.linear_forward(yd, x, w, b if bias else None, N, I, O)
+        emulated.assert_close(yd, y, "linear", "y")
+        return
+    wdx, wdb = part != "dw+db (dx null)", part != "dx+dw (db null)"
+    dx, dw, db = np.zeros(x.size, np.float32), dw0.copy(), db0.copy()
+    emulated.cpu.linear_backward(dx if wdx else None, dw, db if wdb else None, dy, x, w, N, I, O)
+    dxd, dwd, dbd = emulated.garbage(x.size), dw0.copy(), db0.copy()
+    emulated.cuda.linear_backward(dxd if wdx else None, dwd, dbd if wdb else None, dy, x, w,
+                                  N, I, O)
+    if wdx:
+        emulated.assert_close(dxd, dx, "linear", "dx")
+    emulated.assert_close(dwd, dw, "linear", "dw")
+    emulated.assert_close(dbd, db, "linear", "db")
+    if not wdb:
+        emulated.assert_exact(dbd, db0, "db (not requested)")

@@ -236,3 +236,56 @@ def reference_calls(f, stats):
     pooled, am = ref.maxpool2d_forward(x, 3, 2, 1)
     return [(ref.maxpool2d_forward, [x, 3, 2, 1], ()),
             (ref.maxpool2d_backward, [pooled, am, 7, 9], ())]
+
+
+# ---- the CUDA kernel under host emulation (tests/cuda_emulation) ----
+# maxpool.cu compiled for the CPU and compared bit for bit with the CPU kernel on the same
+# inputs, in guarded device buffers (tests/emulated.py); no GPU needed. The backward promises
+# the CPU's summation order for overlapping windows, so it is bit-exact too.
+# N, C, H, W, k, stride, pad (pad <= k / 2, as PyTorch requires)
+EMULATED_CASES = [(2, 3, 8, 8, 2, 2, 0), (2, 2, 9, 7, 3, 2, 1), (1, 3, 6, 6, 3, 1, 1),
+                  (1, 2, 11, 10, 5, 3, 2), (2, 2, 5, 5, 1, 1, 0), (1, 1, 7, 9, 4, 1, 2),
+                  (1, 2, 4, 4, 4, 4, 0), (1, 1, 3, 5, 2, 1, 1), (2, 1, 13, 11, 3, 3, 1),
+                  (1, 1, 1, 1, 1, 1, 0), (2, 3, 10, 10, 5, 2, 2), (2, 16, 48, 48, 3, 2, 1)]
+
+
+@pytest.mark.parametrize("direction", ["forward", "backward"])
+@pytest.mark.parametrize("values", ["random", "ties", "nan-inf"])
+@pytest.mark.parametrize("case", EMULATED_CASES,
+                         ids=["{}x{}x{}x{}-k{}-s{}-p{}".format(*c) for c in EMULATED_CASES])
+def test_emulated_maxpool(emulated, rng, case, values, direction):
+    N, C, H, W, k, s, p = case
+    Ho, Wo = (H + 2 * p - k) // s + 1, (W + 2 * p - k) // s + 1
+    ni, no = N * C * H * W, N * C * Ho * Wo
+    if values == "ties":
+        x = rng.integers(-2, 3, ni).astype(np.float32)
+    else:
+        x = emulated.uniform(rng, ni, -3, 3)
+    if values == "nan-inf":
+        x[::7] = np.nan
+        x[3::5] = -np.inf
+    y, am = np.zeros(no, np.float32), np.zeros(no, np.int32)
+    emulated.cpu.maxpool2d_forward(y, am, x, N, C, H, W, k, s, p)
+    if direction == "forward":
+        yd, amd = emulated.garbage(no), emulated.garbage(no, np.int32)
+        emulated.cuda.maxpool2d_forward(yd, amd, x, N, C, H, W, k, s, p)
+        emulated.assert_exact(yd, y, "y")
+        emulated.assert_exact(amd, am, "argmax")
+    else:
+        dy = emulated.uniform(rng, no, -4, 4)
+        dx = np.zeros(ni, np.float32)
+        emulated.cpu.maxpool2d_backward(dx, dy, am, N, C, H, W, Ho, Wo)
+        dxd = emulated.garbage(ni)
+        emulated.cuda.maxpool2d_backward(dxd, dy, am, N, C, H, W, Ho, Wo)
+        emulated.assert_exact(dxd, dx, "dx")
+
+
+def test_emulated_maxpool_all_minus_inf(emulated):
+    # A window of -inf only reports its first in-plane element.
+    x = np.full(25, -np.inf, np.float32)
+    y, am = np.zeros(9, np.float32), np.zeros(9, np.int32)
+    emulated.cpu.maxpool2d_forward(y, am, x, 1, 1, 5, 5, 3, 2, 1)
+    yd, amd = emulated.garbage(9), emulated.garbage(9, np.int32)
+    emulated.cuda.maxpool2d_forward(yd, amd, x, 1, 1, 5, 5, 3, 2, 1)
+    emulated.assert_exact(yd, y, "y")
+    emulated.assert_exact(amd, am, "argmax")

@@ -261,3 +261,65 @@ def reference_calls(f, stats):
     return [(ref.residual_forward_train, [x, x, g, be, *stats(3)], (4, 5)),
             (ref.residual_forward_eval, [x, x, g, be, *stats(3)], ()),
             (ref.residual_backward, [x, x, x, g, bm, bi], ())]
+
+
+# ---- the CUDA kernel under host emulation (tests/cuda_emulation) ----
+# residual.cu compiled for the CPU and compared with the CPU kernel on the same inputs, in
+# guarded device buffers (tests/emulated.py); no GPU needed. dgamma and dbeta accumulate into
+# non-zero buffers; dx is compared in units of gamma * invstd * max |dy| per channel
+# (emulated.bn_dx_unit).
+# N, C, HW, pointer shift of x, y, dx (1: misaligned, the scalar path)
+EMULATED_CASES = [(2, 3, 7, 0), (2, 4, 16, 0), (2, 4, 16, 1), (1, 2, 9, 0), (3, 5, 1, 0),
+                  (4, 16, 576, 0)]
+EMULATED_PARTS = ["forward_train", "forward_eval", "backward all", "backward dx only",
+                  "backward dshortcut+dgamma+dbeta"]
+
+
+@pytest.mark.parametrize("part", EMULATED_PARTS)
+@pytest.mark.parametrize("case", EMULATED_CASES, ids=[
+    "{}x{}x{}".format(*c) + ("-misaligned" if c[3] else "") for c in EMULATED_CASES])
+def test_emulated_residual(emulated, rng, case, part):
+    N, C, HW, shift = case
+    eps, mom, n = 1e-5, 0.1, N * C * HW
+    u, mis = emulated.uniform, emulated.misaligned
+    x = u(rng, n, -1, 3)  # a non-zero mean, as after a ReLU
+    gamma, beta, rm0, rv0 = u(rng, C, 0.5, 1.5), u(rng, C), u(rng, C), u(rng, C, 0.5, 2.0)
+    dy, dg0, db0, sc = u(rng, n), u(rng, C), u(rng, C), u(rng, n)
+    y, sm, si = np.zeros(n, np.float32), np.zeros(C, np.float32), np.zeros(C, np.float32)
+    rm, rv = rm0.copy(), rv0.copy()
+    emulated.cpu.residual_forward_train(y, sm, si, rm, rv, x, sc, gamma, beta, N, C, HW, eps, mom)
+    if part == "forward_train":
+        yd, smd, sid = emulated.garbage(n), emulated.garbage(C), emulated.garbage(C)
+        rmd, rvd = rm0.copy(), rv0.copy()
+        emulated.cuda.residual_forward_train(mis(yd, shift), smd, sid, rmd, rvd, mis(x, shift),
+                                             sc, gamma, beta, N, C, HW, eps, mom)
+        emulated.assert_close(yd, y, "residual", "y")
+        emulated.assert_close(smd, sm, "residual", "save_mean")
+        emulated.assert_close(sid, si, "residual", "save_invstd")
+        emulated.assert_close(rmd, rm, "residual", "running_mean")
+        emulated.assert_close(rvd, rv, "residual", "running_var")
+    elif part == "forward_eval":
+        ye = np.zeros(n, np.float32)
+        emulated.cpu.residual_forward_eval(ye, x, sc, gamma, beta, rm0, rv0, N, C, HW, eps)
+        yd = emulated.garbage(n)
+        emulated.cuda.residual_forward_eval(mis(yd, shift), mis(x, shift), sc, gamma, beta, rm0,
+                                            rv0, N, C, HW, eps)
+        emulated.assert_close(yd, ye, "residual", "y")
+    else:
+        wdx = part != "backward dshortcut+dgamma+dbeta"
+        wds = wpar = part != "backward dx only"
+        dx, ds, dg, db = np.zeros(n, np.float32), np.zeros(n, np.float32), dg0.copy(), db0.copy()
+        emulated.cpu.residual_backward(dx if wdx else None, ds if wds else None,
+                                       dg if wpar else None, db if wpar else None, dy, y, x,
+                                       gamma, sm, si, N, C, HW)
+        dxd, dsd, dgd, dbd = emulated.garbage(n), emulated.garbage(n), dg0.copy(), db0.copy()
+        emulated.cuda.residual_backward(mis(dxd, shift) if wdx else None, dsd if wds else None,
+                                        dgd if wpar else None, dbd if wpar else None, dy,
+                                        mis(y, shift), mis(x, shift), gamma, sm, si, N, C, HW)
+        if wdx:
+            emulated.assert_close(dxd, dx, "residual", "dx",
+                                  emulated.bn_dx_unit(dy, gamma, si, N, C, HW))
+        if wds:
+            emulated.assert_close(dsd, ds, "residual", "dshortcut")
+        emulated.assert_close(dgd, dg, "residual", "dgamma")
+        emulated.assert_close(dbd, db, "residual", "dbeta")

@@ -300,3 +300,64 @@ def reference_calls(f, stats):
     return [(ref.tfe_head_forward_train, [zi, ze, hg, hbeta, *stats(5), hw, hb], (4, 5)),
             (ref.tfe_head_forward_eval, [zi, ze, hg, hbeta, *stats(5), hw, hb], ()),
             (ref.tfe_head_backward, [f(3, 2), zi, ze, zh, hg, sm, si, hw], ())]
+
+
+# ---- the CUDA kernel under host emulation (tests/cuda_emulation) ----
+# tfe_head.cu compiled for the CPU and compared with the CPU kernel on the same inputs, in
+# guarded device buffers (tests/emulated.py); no GPU needed. dgamma, dbeta, dw and db
+# accumulate into non-zero buffers; dzi and dze are compared in units of gamma * invstd *
+# max |dz| per feature, dz = dlogits w (emulated.bn_dx_unit).
+EMULATED_CASES = [(4, 5, 3, 2), (2, 33, 7, 7), (37, 20, 1, 3), (3, 1, 1, 1), (9, 40, 30, 8),
+                  (64, 100, 60, 7)]  # N, Di, De, O
+
+
+@pytest.mark.parametrize("part", ["forward_train", "forward_eval", "backward"])
+@pytest.mark.parametrize("case", EMULATED_CASES,
+                         ids=["N{}-Di{}-De{}-O{}".format(*c) for c in EMULATED_CASES])
+def test_emulated_tfe_head(emulated, rng, case, part):
+    N, Di, De, O = case
+    D, eps, mom = Di + De, 1e-5, 0.1
+    u = emulated.uniform
+    zi, ze = u(rng, N * Di, -1, 3), u(rng, N * De, -2, 1)
+    gamma, beta, rm0, rv0 = u(rng, D, 0.5, 1.5), u(rng, D), u(rng, D), u(rng, D, 0.5, 2.0)
+    w, b, dl = u(rng, O * D, -0.3, 0.3), u(rng, O), u(rng, N * O)
+    dg0, dbt0, dw0, db0 = u(rng, D), u(rng, D), u(rng, O * D), u(rng, O)
+    lg, zh = np.zeros(N * O, np.float32), np.zeros(N * D, np.float32)
+    sm, si, rm, rv = np.zeros(D, np.float32), np.zeros(D, np.float32), rm0.copy(), rv0.copy()
+    emulated.cpu.tfe_head_forward_train(lg, zh, sm, si, rm, rv, zi, ze, gamma, beta, w, b,
+                                        N, Di, De, O, eps, mom)
+    if part == "forward_train":
+        lgd, zhd = emulated.garbage(N * O), emulated.garbage(N * D)
+        smd, sid, rmd, rvd = emulated.garbage(D), emulated.garbage(D), rm0.copy(), rv0.copy()
+        emulated.cuda.tfe_head_forward_train(lgd, zhd, smd, sid, rmd, rvd, zi, ze, gamma, beta,
+                                             w, b, N, Di, De, O, eps, mom)
+        for what, got, want in (("logits", lgd, lg), ("z_hat", zhd, zh), ("save_mean", smd, sm),
+                                ("save_invstd", sid, si), ("running_mean", rmd, rm),
+                                ("running_var", rvd, rv)):
+            emulated.assert_close(got, want, "tfe_head", what)
+    elif part == "forward_eval":
+        le, ze_hat = np.zeros(N * O, np.float32), np.zeros(N * D, np.float32)
+        emulated.cpu.tfe_head_forward_eval(le, ze_hat, zi, ze, gamma, beta, rm0, rv0, w, b,
+                                           N, Di, De, O, eps)
+        led, zhd = emulated.garbage(N * O), emulated.garbage(N * D)
+        emulated.cuda.tfe_head_forward_eval(led, zhd, zi, ze, gamma, beta, rm0, rv0, w, b,
+                                            N, Di, De, O, eps)
+        emulated.assert_close(led, le, "tfe_head", "logits")
+        emulated.assert_close(zhd, ze_hat, "tfe_head", "z_hat")
+    else:
+        dzi, dze = np.zeros(N * Di, np.float32), np.zeros(N * De, np.float32)
+        dg, dbt, dw, db = dg0.copy(), dbt0.copy(), dw0.copy(), db0.copy()
+        emulated.cpu.tfe_head_backward(dzi, dze, dg, dbt, dw, db, dl, zi, ze, zh, gamma, sm, si,
+                                       w, N, Di, De, O)
+        dzid, dzed = emulated.garbage(N * Di), emulated.garbage(N * De)
+        dgd, dbtd, dwd, dbd = dg0.copy(), dbt0.copy(), dw0.copy(), db0.copy()
+        emulated.cuda.tfe_head_backward(dzid, dzed, dgd, dbtd, dwd, dbd, dl, zi, ze, zh, gamma,
+                                        sm, si, w, N, Di, De, O)
+        # dz[n, d] = sum_o dlogits[n, o] w[o, d], then the batch-norm backward per feature
+        dz = (dl.reshape(N, O).astype(np.float64) @ w.reshape(O, D)).astype(np.float32)
+        unit = emulated.bn_dx_unit(dz, gamma, si, N, D, 1).reshape(N, D)
+        emulated.assert_close(dzid, dzi, "tfe_head", "dzi", unit[:, :Di])
+        emulated.assert_close(dzed, dze, "tfe_head", "dze", unit[:, Di:])
+        for what, got, want in (("dgamma", dgd, dg), ("dbeta", dbtd, dbt), ("dw", dwd, dw),
+                                ("db", dbd, db)):
+            emulated.assert_close(got, want, "tfe_head", what)

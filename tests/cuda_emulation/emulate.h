@@ -12,7 +12,7 @@
 // barrier in between sees stale data under some of these orders.
 //
 // Checked here, reported as a fault of the launch (the wrapper's TFE_CUDA_CHECK_LAUNCH then
-// throws, and the driver also lists the fault): invalid launch configurations and
+// throws, and the test of the call also reports the fault): invalid launch configurations and
 // parameter blocks over 4 KB (set as the "last error", as the CUDA runtime does),
 // __syncthreads reached after some threads of the block returned or a thread returning
 // while others wait at one, warp intrinsics whose mask names absent/returned lanes or
@@ -93,7 +93,7 @@ enum cudaMemcpyKind {
 
 namespace emu {
 inline cudaError_t g_last_error = cudaSuccess;
-// Every fault (launch or in-kernel) since the driver last called take_faults().
+// Every fault (launch or in-kernel) since the last take_faults() (exports.cpp, after every call).
 inline std::vector<std::string> g_faults;
 inline long long g_launches = 0;
 
@@ -418,7 +418,7 @@ inline void run_grid(dim3 gr, dim3 bl, const char* name) {
   blockDim = bl;
   const std::vector<unsigned> perm = order(g.nthreads, g_launches, 1);
   const unsigned long long nblocks = 1ull * gr.x * gr.y * gr.z;
-  // Emulated grids are small (the driver's shapes); a shuffled order of a huge grid would
+  // Emulated grids are small (the tests' shapes); a shuffled order of a huge grid would
   // only cost memory, so shuffle at most the first million blocks' worth.
   const std::vector<unsigned> bperm =
       order(static_cast<unsigned>(std::min<unsigned long long>(nblocks, 1u << 20)), g_launches, 2);
