@@ -367,7 +367,9 @@ def main(argv=None):
     out(f"libtfe {lib.L.tfe_version().decode()} ({lib.path}); tfe {tfe.__version__}; "
         f"onnxruntime {ort.__version__}; python {platform.python_version()}")
     out(f"batch 1, {SIZE}x{SIZE} gray; threads {threads}; OMP_WAIT_POLICY="
-        f"{os.environ.get('OMP_WAIT_POLICY', '(unset)')}")
+        f"{os.environ.get('OMP_WAIT_POLICY', '(unset)')}; tfe kernel level "
+        f"{tfe._native.gemm_kernel()} (TFE_GEMM_KERNEL={os.environ.get('TFE_GEMM_KERNEL', 'unset')}); "
+        f"onnxruntime picks its own")
 
     ok = True
     with tempfile.TemporaryDirectory() as d:
