@@ -36,7 +36,7 @@ def test_results_follow_the_contract(run_dir):
     assert all(doc["wall_s"][k] > 0 for k in ("identity", "emotion", "joint"))
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert len(metrics[0]["emotion"]) == 2 and "val_acc" in metrics[0]["joint"][0]
-    for png in ("curves.png", "confusion.png"):
+    for png in ("curves.png", "confusion.png", "synthetic_people.png"):
         assert (run_dir / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

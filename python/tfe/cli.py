@@ -179,14 +179,42 @@ def _train(args):
                         progress=not args.no_progress and sys.stderr.isatty(),
                         resume=not args.no_resume, label=f"synthetic seed {seed}")
         per_seed.append(run)
+        if seed == protocol.seeds[0]:
+            splits_test_people = list(splits["test"].people())
     doc = results_document(per_seed, protocol, synthetic=True, classes=classes,
                            frames="synthetic", fold_kind="seed",
                            fold_hash_value=fold_hash(descriptions),
                            identity_data=[f"synthetic:{identity_people} people"],
                            wall_total=time.time() - start)
     _write_outputs(args.out, doc, per_seed, classes)
+    _plot_synthetic_people(os.path.join(args.out, "synthetic_people.png"), protocol.seeds[0],
+                           splits_test_people)
     print(format_table(doc))
     return 0
+
+
+def _plot_synthetic_people(path, seed, people, count=4):
+    """What the synthetic data looks like: test people of the first seed, one row each,
+    across the 8 expressions (clean renders at full intensity), labelled with their resting
+    look, the trait that makes some neutral faces look like an expression. The rows are the
+    first test person of each resting look, in the generator's order, up to ``count``."""
+    try:
+        from .plots import plot_people
+    except ImportError:  # matplotlib is optional for the numbers themselves
+        return
+    from .data.synthetic import CLASSES, RESTING_LOOKS, SyntheticFaces
+
+    gen = SyntheticFaces(seed=seed)
+    first = {}
+    for name in people:
+        person = gen.identity(int(name[len("synth"):]))
+        first.setdefault(person.resting, person)
+    chosen = [first[look] for look in RESTING_LOOKS if look in first][:count]
+    labels = [f"{p.name}\n{p.resting if p.resting != 'none' else 'no'} resting look"
+              for p in chosen]
+    ks = [p.index for p in chosen]
+    plot_people(gen.expression_grid(ks), list(CLASSES), labels, path,
+                f"SYNTHETIC DATA: test people of seed {seed}, one row each")
 
 
 def _real_main(args, protocol):

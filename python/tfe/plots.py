@@ -1,5 +1,6 @@
 """Figures like the paper's: training curves (Fig. 5/6), the confusion matrices and the
-contact sheet of images that one model gets right and the other wrong (Fig. 7)."""
+contact sheet of images that one model gets right and the other wrong (Fig. 7); and, for
+the synthetic data, a few of its people across the expressions."""
 
 import matplotlib
 
@@ -113,4 +114,21 @@ def plot_emotions_over_time(x, probs, classes, path, title, xlabel="time (s)"):
     ax.set_title(f"{title}: expressions of the largest face")
     ax.grid(alpha=0.3)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
+    _save(fig, path)
+
+
+def plot_people(grid, classes, row_labels, path, title):
+    """One row per person (uint8 grid [P, C, H, W]), one column per expression class."""
+    P, C = grid.shape[:2]
+    fig, axes = plt.subplots(P, C, figsize=(1.25 * C, 1.4 * P + 0.4), squeeze=False)
+    for i in range(P):
+        for j in range(C):
+            ax = axes[i, j]
+            ax.imshow(grid[i, j], cmap="gray", vmin=0, vmax=255)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i == 0:
+                ax.set_title(classes[j], fontsize=9)
+        axes[i, 0].set_ylabel(row_labels[i], fontsize=7)
+    fig.suptitle(title, fontsize=10)
     _save(fig, path)
