@@ -64,6 +64,31 @@ def test_dropout_masks_differ_per_call_and_follow_the_seed(rng):
     np.testing.assert_array_equal(np.asarray(again(x).data), a)
 
 
+@pytest.mark.parametrize("shape", [(4, 3, 5, 7), (8, 16, 12, 12), (6, 5)])
+def test_batchnorm_forward_relu_is_relu_of_batchnorm_bit_for_bit(rng, shape):
+    """forward_relu (batch norm and ReLU in one pass) gives the bits of relu(bn(x)): output,
+    running statistics, and the gradients of x, gamma and beta; in evaluation mode too."""
+    x = (rng.standard_normal(shape) * 2 + 0.5).astype(np.float32)
+    g = rng.standard_normal(shape).astype(np.float32)
+    state = {"weight": (0.5 + rng.random(shape[1])).astype(np.float32),
+             "bias": (0.3 * rng.standard_normal(shape[1])).astype(np.float32),
+             "running_mean": np.zeros(shape[1], np.float32),
+             "running_var": np.ones(shape[1], np.float32)}
+    results = []
+    for fused in (False, True):
+        bn = nn.BatchNorm2d(shape[1])
+        bn.load_state_dict(state)
+        xt = Tensor(x, requires_grad=True)
+        y = bn.forward_relu(xt) if fused else nn.ReLU()(bn(xt))
+        y.backward(g)
+        bn.eval()
+        ye = bn.forward_relu(Tensor(x)) if fused else nn.ReLU()(bn(Tensor(x)))
+        results.append([y.numpy(), xt.grad.numpy(), bn.weight.grad.numpy(),
+                        bn.bias.grad.numpy(), bn.running_mean, bn.running_var, ye.numpy()])
+    for a, b in zip(*results):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
 def test_sgd_groups_use_their_own_learning_rates():
     a = nn.module.parameter(np.ones(3))
     b = nn.module.parameter(np.ones(3))

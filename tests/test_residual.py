@@ -1,4 +1,5 @@
-"""Native fused residual epilogue y = relu(batchnorm(x) + shortcut) against the reference.
+"""Native fused residual epilogue y = relu(batchnorm(x) + shortcut) against the reference
+(and without a shortcut: relu(batchnorm(x))).
 
 Training forward (y, saved statistics, running statistics in place), eval forward, backward
 (dx, dshortcut, dgamma, dbeta, accumulation), determinism and argument validation.
@@ -41,8 +42,9 @@ def make(rng, shape):
     return x, sc, gamma, beta, rm, rv
 
 
-def check(rng, shape, eps, mom):
+def check(rng, shape, eps, mom, shortcut=True):
     x, sc, gamma, beta, rm, rv = make(rng, shape)
+    sc = sc if shortcut else None  # None: y = relu(batchnorm(x)), no dshortcut
     rm_n, rv_n, rm_r, rv_r = rm.copy(), rv.copy(), rm.copy(), rv.copy()
     y, m, s = map(nat, native.residual_forward_train(x, sc, gamma, beta, rm_n, rv_n, eps, mom))
     ry, rmean, rinv = ref.residual_forward_train(x, sc, gamma, beta, rm_r, rv_r, eps, mom)
@@ -54,11 +56,17 @@ def check(rng, shape, eps, mom):
     # Backward from the reference's forward, so the ReLU mask is the same in both.
     g = pow2_scale(x.size // x.shape[1])
     dy = randn(rng, *shape, scale=g)
-    dx, ds, dg, db = map(nat, native.residual_backward(dy, ry, x, gamma, rmean, rinv))
-    rdx, rds, rdg, rdb = ref.residual_backward(dy, ry, x, gamma, rmean, rinv)
+    dx, ds, dg, db = native.residual_backward(dy, ry, x, gamma, rmean, rinv,
+                                              compute_dshortcut=shortcut)
+    dx, dg, db = nat(dx), nat(dg), nat(db)
+    rdx, rds, rdg, rdb = ref.residual_backward(dy, ry, x, gamma, rmean, rinv,
+                                               compute_dshortcut=shortcut)
     u = bn_dx_unit(gamma, rinv, g, x.ndim)
     assert_close(dx / u, rdx / u, "residual", "dx")  # exact rescale to its natural scale
-    assert_close(ds / g, rds / g, "residual", "dshortcut")
+    if shortcut:
+        assert_close(nat(ds) / g, rds / g, "residual", "dshortcut")
+    else:
+        assert ds is None and rds is None
     assert_close(dg, rdg, "residual", "dgamma")
     assert_close(db, rdb, "residual", "dbeta")
     ye = nat(native.residual_forward_eval(x, sc, gamma, beta, rm, rv, eps))
@@ -73,6 +81,12 @@ def test_train_eval_backward(device, rng, i):
 
 def test_paper_shape(device, rng):
     check(rng, PAPER, 1e-5, 0.1)
+
+
+@pytest.mark.parametrize("shape", [SHAPES[0], SHAPES[3], PAPER], ids=_ids([SHAPES[0], SHAPES[3],
+                                                                         PAPER]))
+def test_without_shortcut_is_batchnorm_then_relu(device, rng, shape):
+    check(rng, shape, 1e-5, 0.1, shortcut=False)
 
 
 def test_defaults_and_accumulation(device, rng):
@@ -271,7 +285,8 @@ def reference_calls(f, stats):
 # N, C, HW, pointer shift of x, y, dx (1: misaligned, the scalar path)
 EMULATED_CASES = [(2, 3, 7, 0), (2, 4, 16, 0), (2, 4, 16, 1), (1, 2, 9, 0), (3, 5, 1, 0),
                   (4, 16, 576, 0)]
-EMULATED_PARTS = ["forward_train", "forward_eval", "backward all", "backward dx only",
+EMULATED_PARTS = ["forward_train", "forward_eval", "forward_train no shortcut",
+                  "forward_eval no shortcut", "backward all", "backward dx only",
                   "backward dshortcut+dgamma+dbeta"]
 
 
@@ -287,6 +302,8 @@ def test_emulated_residual(emulated, rng, case, part):
     dy, dg0, db0, sc = u(rng, n), u(rng, C), u(rng, C), u(rng, n)
     y, sm, si = np.zeros(n, np.float32), np.zeros(C, np.float32), np.zeros(C, np.float32)
     rm, rv = rm0.copy(), rv0.copy()
+    if part.endswith("no shortcut"):  # y = relu(batchnorm(x))
+        sc, part = None, part[:-len(" no shortcut")]
     emulated.cpu.residual_forward_train(y, sm, si, rm, rv, x, sc, gamma, beta, N, C, HW, eps, mom)
     if part == "forward_train":
         yd, smd, sid = emulated.garbage(n), emulated.garbage(C), emulated.garbage(C)

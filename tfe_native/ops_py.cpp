@@ -461,8 +461,8 @@ auto residual_forward_train(py::object x, py::object shortcut, py::object gamma,
                             double momentum) {
   Args a("residual_forward_train");
   Tensor X = bn_input(a, x, "x");
-  Tensor S = a.tensor(shortcut, "shortcut");
-  a.expect_shape(S, "shortcut", X.shape());
+  Tensor S = a.optional(shortcut, "shortcut");  // None: relu(batchnorm(x))
+  if (S.defined()) a.expect_shape(S, "shortcut", X.shape());
   int64_t C = X.size(1);
   Tensor G = channel_vec(a, gamma, "gamma", C), B = channel_vec(a, beta, "beta", C);
   Tensor RM = channel_vec(a, running_mean, "running_mean", C, true);
@@ -478,8 +478,8 @@ auto residual_forward_eval(py::object x, py::object shortcut, py::object gamma, 
                            py::object running_mean, py::object running_var, double eps) {
   Args a("residual_forward_eval");
   Tensor X = bn_input(a, x, "x");
-  Tensor S = a.tensor(shortcut, "shortcut");
-  a.expect_shape(S, "shortcut", X.shape());
+  Tensor S = a.optional(shortcut, "shortcut");  // None: relu(batchnorm(x))
+  if (S.defined()) a.expect_shape(S, "shortcut", X.shape());
   int64_t C = X.size(1);
   Tensor G = channel_vec(a, gamma, "gamma", C), B = channel_vec(a, beta, "beta", C);
   Tensor RM = channel_vec(a, running_mean, "running_mean", C);
@@ -492,7 +492,7 @@ auto residual_forward_eval(py::object x, py::object shortcut, py::object gamma, 
 
 auto residual_backward(py::object dy, py::object y, py::object x, py::object gamma,
                        py::object save_mean, py::object save_invstd, py::object dgamma,
-                       py::object dbeta) {
+                       py::object dbeta, bool compute_dshortcut) {
   Args a("residual_backward");
   Tensor X = bn_input(a, x, "x");
   int64_t C = X.size(1);
@@ -504,9 +504,9 @@ auto residual_backward(py::object dy, py::object y, py::object x, py::object gam
   Tensor IS = channel_vec(a, save_invstd, "save_invstd", C);
   Tensor DG = accumulator(a, dgamma, "dgamma", {C});
   Tensor DB = accumulator(a, dbeta, "dbeta", {C});
-  Tensor DX = a.out(X.shape()), DS = a.out(X.shape());
+  Tensor DX = a.out(X.shape()), DS = compute_dshortcut ? a.out(X.shape()) : Tensor();
   run([&] { ops::residual_backward(DX, DS, DG, DB, DY, Y, X, G, M, IS); });
-  return py::make_tuple(DX, DS, DG, DB);
+  return py::make_tuple(DX, opt(DS), DG, DB);
 }
 
 // ---- fused TFE head ------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-// Fused residual-block epilogue: y = relu(batchnorm(x) + shortcut), x, shortcut, y [N, C, HW].
+// Fused residual-block epilogue: y = relu(batchnorm(x) + shortcut), x, shortcut, y [N, C, HW];
+// without a shortcut, relu(batchnorm(x)) (a block's first batch norm and the stem's).
 // BatchNorm semantics as in batchnorm.cpp (training: batch statistics, save_mean/save_invstd,
 // running stats updated in place; eval: running statistics).
 //
@@ -38,9 +39,19 @@ inline float keep_if(bool cond, float v) {
   return r;
 }
 
-// y = max((x - mu) * scale + shift + s, 0) over one plane of hw elements.
+// y = max((x - mu) * scale + shift + s, 0) over one plane of hw elements; without a
+// shortcut (s = nullptr) y = max((x - mu) * scale + shift, 0), batchnorm.cpp's expression
+// followed by relu_forward's, so the bits are those of the two ops in turn.
 inline void epilogue_plane(float* q, const float* p, const float* s, int64_t hw, float mu,
                            float scale, float shift) {
+  if (!s) {
+#pragma omp simd
+    for (int64_t i = 0; i < hw; ++i) {
+      const float v = (p[i] - mu) * scale + shift;
+      q[i] = v < 0.0f ? 0.0f : v;
+    }
+    return;
+  }
 #pragma omp simd
   for (int64_t i = 0; i < hw; ++i) {
     const float v = (p[i] - mu) * scale + shift + s[i];
@@ -67,7 +78,8 @@ void residual_forward_train(float* y, float* save_mean, float* save_invstd,
     const bn::Affine f = bn::train_affine(mean, is, gamma[c], beta[c]);
     for (int n = 0; n < N; ++n) {
       const int64_t base = (static_cast<int64_t>(n) * C + c) * hw;
-      epilogue_plane(y + base, x + base, shortcut + base, hw, f.mu, f.scale, f.shift);
+      epilogue_plane(y + base, x + base, shortcut ? shortcut + base : nullptr, hw, f.mu,
+                     f.scale, f.shift);
     }
   }
 }
@@ -82,8 +94,8 @@ void residual_forward_eval(float* y, const float* x, const float* shortcut, cons
   for (int64_t nc = 0; nc < planes; ++nc) {
     const int c = static_cast<int>(nc % C);
     const float scale = bn::eval_scale(gamma[c], running_var[c], eps);
-    epilogue_plane(y + nc * hw, x + nc * hw, shortcut + nc * hw, hw, running_mean[c], scale,
-                   beta[c]);
+    epilogue_plane(y + nc * hw, x + nc * hw, shortcut ? shortcut + nc * hw : nullptr, hw,
+                   running_mean[c], scale, beta[c]);
   }
 }
 

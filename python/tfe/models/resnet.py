@@ -55,7 +55,7 @@ class ResNet(nn.Module):
 
     def features(self, x):
         """The 64-d emotion feature (global average pool of the last stage)."""
-        h = ops.relu(self.stem_bn(self.stem_conv(x)))
+        h = self.stem_bn.forward_relu(self.stem_conv(x))
         return ops.global_avg_pool(self.blocks(h))
 
     def forward(self, x):

@@ -23,7 +23,7 @@ class _Block(Module):
         raise NotImplementedError
 
     def forward(self, x):
-        h = ops.relu(self.bn1(self.conv1(x)))
+        h = self.bn1.forward_relu(self.conv1(x))
         h = self.conv2(h)
         bn = self.bn2
         return ops.residual_epilogue(h, self.shortcut(x), bn.weight, bn.bias, bn.running_mean,

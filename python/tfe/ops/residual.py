@@ -1,4 +1,5 @@
-"""The fused residual-block epilogue y = relu(batchnorm(x) + shortcut)."""
+"""The fused residual-block epilogue y = relu(batchnorm(x) + shortcut); with shortcut None,
+y = relu(batchnorm(x)) (batch norm and ReLU fused)."""
 
 from .. import backend
 from ..function import Function
@@ -10,13 +11,14 @@ class ResidualTrain(Function):
         y, mean, invstd = backend.current().residual_forward_train(
             x, shortcut, gamma, beta, running_mean, running_var, eps, momentum)
         ctx.save_for_backward(y, x, gamma, mean, invstd)
+        ctx.has_shortcut = shortcut is not None
         return y
 
     @staticmethod
     def backward(ctx, dy):
         y, x, gamma, mean, invstd = ctx.saved
         dx, dshortcut, dgamma, dbeta = backend.current().residual_backward(
-            dy, y, x, gamma, mean, invstd)
+            dy, y, x, gamma, mean, invstd, compute_dshortcut=ctx.has_shortcut)
         return dx, dshortcut, dgamma, dbeta, None, None, None, None
 
 
