@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from conftest import cpu_kernel_sources, isa_flags
+from conftest import cpu_kernel_sources, cxx_compiler, isa_flags
 from tolerances import TOLERANCES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -54,14 +54,6 @@ CPU_SOURCES = [p.relative_to(CSRC) for p in cpu_kernel_sources(ROOT)]
 # Every CUDA source; core/runtime.cu (the real allocator and stream) is replaced by
 # runtime_emu.cpp.
 CUDA_SOURCES = sorted(p.relative_to(CSRC) for p in CSRC.rglob("*.cu") if p.name != "runtime.cu")
-
-
-def compiler():
-    """A C++17 compiler ($CXX wins), or None."""
-    for cxx in (os.environ.get("CXX"), "g++", "clang++", "c++"):
-        if cxx and shutil.which(cxx):
-            return cxx
-    return None
 
 
 def _host_has_fma():
@@ -424,7 +416,7 @@ def load(folder):
     failed build fails every test that uses it with its first error and the log's path."""
     import pytest
 
-    cxx = compiler()
+    cxx = cxx_compiler()
     if cxx is None:
         pytest.skip("no C++ compiler found (set CXX, or install g++ or clang++)")
     try:
