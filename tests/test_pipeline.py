@@ -42,10 +42,11 @@ def test_results_follow_the_contract(run_dir):
 
 def test_model_files_carry_contract_and_pass_selftest(run_dir):
     model = LoadedModel(run_dir / "seed0" / "joint.safetensors")
-    assert model.classes[0] == "neutral" and model.input_size == (48, 48)
+    size = cli.SYNTHETIC_SIZE  # the default run's faces
+    assert model.classes[0] == "neutral" and model.input_size == (size, size)
     assert model.metadata["architecture"]["name"] == "tfe"
     assert model.selftest() < 1e-4
-    probs = model.probabilities(np.full((3, 48, 48), 128, np.uint8))
+    probs = model.probabilities(np.full((3, size, size), 128, np.uint8))
     np.testing.assert_allclose(probs.sum(1), 1, rtol=1e-5)
 
 
@@ -74,7 +75,7 @@ def test_resume_refuses_other_settings(tmp_path):
     assert cli.train_main(TINY + ["--out", str(out), "--no-controls"]) == 0
     with pytest.raises(SystemExit, match=r"^tfe-train: error: .*\.resume\.safetensors: "
                        r"written by a run with other settings.*--no-resume starts afresh$"):
-        cli.train_main(TINY + ["--out", str(out), "--no-controls", "--lr-emotion", "0.05"])
+        cli.train_main(TINY + ["--out", str(out), "--no-controls", "--lr-emotion", "0.02"])
 
 
 def test_same_seed_same_numbers(tmp_path, run_dir):

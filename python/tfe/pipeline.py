@@ -50,19 +50,19 @@ class Protocol:
 
     dataset: str
     emotion_model: str = "resnet12"
-    epochs_identity: int = 8
-    epochs_emotion: int = 12
+    epochs_identity: int = 30
+    epochs_emotion: int = 24
     epochs_joint: int = 6
-    batch_size: int = 64
+    batch_size: int = 32
     lr_identity: float = 0.05
-    lr_emotion: float = 0.1
+    lr_emotion: float = 0.05
     lr_joint: float = 0.01
     lr_joint_identity: float = 0.001
     momentum: float = 0.9
     weight_decay: float = 5e-4
     augment: bool = True
     controls: bool = True
-    seeds: list = field(default_factory=lambda: [0, 1])
+    seeds: list = field(default_factory=lambda: [0, 1, 2])
     device: Device = field(default_factory=lambda: Device("cpu"))
     cuda_graph: bool = True
     # Optional settings (None: not used; left out of resume fingerprints, so that files
@@ -87,8 +87,8 @@ DATASET_SETTINGS = {
     "ckplus": dict(epochs_identity=30, epochs_emotion=40, epochs_joint=20, batch_size=128,
                    lr_identity=0.01, lr_emotion=0.16, seeds=[0]),
     "ferplus": dict(emotion_model="resnet18", epochs_identity=30, epochs_emotion=60,
-                    epochs_joint=20, batch_size=128, lr_identity=0.01, lr_joint=0.001,
-                    seeds=[0]),
+                    epochs_joint=20, batch_size=128, lr_identity=0.01, lr_emotion=0.1,
+                    lr_joint=0.001, seeds=[0]),
 }
 
 
@@ -179,7 +179,8 @@ def train_identity(identity_set, protocol: Protocol, seed: int, out_dir: str, pr
     tfe_random.manual_seed(seed)
     identity_set, held_out = split_verification_people(identity_set, seed)
     id_train, id_val = split_identity_validation(identity_set, seed)
-    deepid = models.DeepID(identity_set.num_classes, seed=seed)
+    deepid = models.DeepID(identity_set.num_classes, seed=seed,
+                           input_size=identity_set.images.shape[-1])
     train_set, targets, model, objective, distill = id_train, "auto", deepid, None, None
     if p.identity_teacher:
         train_set, targets, distill = distillation_set(id_train, list(distill_extra),
@@ -268,7 +269,7 @@ def run_split(splits, protocol: Protocol, seed: int, out_dir: str, progress=True
     # 3. joint learning
     def joint(name, identity_weights):
         tfe_random.manual_seed(seed + 2)
-        ident = models.DeepID(num_identities, seed=seed)
+        ident = models.DeepID(num_identities, seed=seed, input_size=train.images.shape[-1])
         if identity_weights is not None:
             ident.load_state_dict(identity_weights)
         emo = models.ARCHITECTURES[p.emotion_model](num_classes=len(classes))

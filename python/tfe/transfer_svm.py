@@ -59,7 +59,7 @@ def transfer_svm_runs(splits, identity_state, num_identities, identity_normalize
         log("transfer baseline (identity feature + linear SVM) skipped: scikit-learn is not "
             "installed (pip install scikit-learn)")
         return {"skipped": "scikit-learn not installed"}
-    deepid = models.DeepID(num_identities)
+    deepid = models.DeepID(num_identities, input_size=splits["train"].images.shape[-1])
     deepid.load_state_dict(identity_state)
     deepid.to(p.device)
     features = {"deepid": lambda s: batched_forward(deepid.features, s.images,
