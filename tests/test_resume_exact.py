@@ -55,15 +55,21 @@ def _kill_after_line(out, text, threads):
     assert p.wait(timeout=600) == -signal.SIGKILL, f"the run ended before printing {text!r}"
 
 
+def _stage_dir(out, stage):
+    """Where a stage's files are: the identity stage is shared by the seeds."""
+    return out / ("identity" if stage == "identity" else "seed0")
+
+
 def _epochs_done(out, stage):
-    path = out / "seed0" / f"{stage}.resume.safetensors"
+    path = _stage_dir(out, stage) / f"{stage}.resume.safetensors"
     return checkpoint.load(path)[1]["resume"]["epoch"] if path.exists() else 0
 
 
 def _outcome(out):
     """SHA-256 of every model file, and the results and curves without timings."""
     hashes = {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
-              for p in sorted((out / "seed0").glob("*.safetensors"))
+              for folder in ("identity", "seed0")
+              for p in sorted((out / folder).glob("*.safetensors"))
               if not p.name.endswith(".resume.safetensors")}
     results = json.loads((out / "results.json").read_text())
     results.pop("wall_s")
@@ -176,7 +182,7 @@ def _threads_kept():
 def _refused(finished, tmp_path, damage, extra=(), then_afresh=False):
     out = tmp_path / "run"
     shutil.copytree(finished, out)
-    path = out / "seed0" / "identity.resume.safetensors"
+    path = out / "identity" / "identity.resume.safetensors"
     damage(path)
     with _threads_kept():
         with pytest.raises(SystemExit) as e:
@@ -240,12 +246,12 @@ def test_every_bit_flip_is_refused_or_harmless(finished, tmp_path):
     'e' -> 'E' in a number's exponent) reads back exactly the same state."""
     from tfe import models, optim
 
-    good = (finished / "seed0" / "identity.resume.safetensors").read_bytes()
-    fingerprint = checkpoint.load(finished / "seed0" / "identity.resume.safetensors")[1][
+    good = (finished / "identity" / "identity.resume.safetensors").read_bytes()
+    fingerprint = checkpoint.load(finished / "identity" / "identity.resume.safetensors")[1][
         "resume"]["fingerprint"]
 
     def restore(path):
-        model = models.DeepID(_identities(finished))
+        model = models.DeepID(_identities(finished), input_size=cli.SYNTHETIC_SIZE)
         opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
         out = resume.load(path, model, opt, fingerprint)
         return out, model.state_dict()
@@ -271,5 +277,5 @@ def test_every_bit_flip_is_refused_or_harmless(finished, tmp_path):
 
 
 def _identities(finished):
-    tensors, _ = checkpoint.load(finished / "seed0" / "identity.safetensors")
+    tensors, _ = checkpoint.load(finished / "identity" / "identity.safetensors")
     return tensors["classifier.weight"].shape[0]
