@@ -4,7 +4,7 @@ accuracy by more than a point."""
 
 import json
 
-from tfe.verdict import identity_verdict, plateau, verdict_lines
+from tfe.verdict import identity_verdict, plateau, stage_plateaus, verdict_lines
 
 
 def _history(accs):
@@ -54,3 +54,13 @@ def test_verdict_lines_say_it_plainly():
     doc["identity_verdict"] = identity_verdict(_doc([60], [50], [57]))
     text = "\n".join(verdict_lines(doc, "fold"))
     assert "identity helped" in text and "+3.0" in text and "reached its plateau" in text
+
+
+def test_a_shared_identity_stage_is_counted_once():
+    rising = [{"val_acc": float(v)} for v in (10, 20, 30, 40, 50)]
+    split = {"identity": {"history": rising}, "baseline": {"history": rising},
+             "tfe_jl": {"history": rising}, "controls": None}
+    shared = stage_plateaus([split, split, split])
+    assert len(shared["identity"]) == 1 and len(shared["emotion"]) == 3
+    own = dict(split, identity={"history": rising[:-1] + [{"val_acc": 60.0}]})
+    assert len(stage_plateaus([split, own])["identity"]) == 2
