@@ -11,8 +11,9 @@ identity network can add more.
 
 Data and settings are the default run's (``tfe-train`` with no arguments: its generator,
 split sizes and schedule) on a development seed; only validation people are scored, never
-test people. Also prints the baseline's neutral recall per resting look: whether its
-errors are resting looks read as expressions, or perception. Writes OUT/results.json.
+test people. Also prints the baseline's neutral recall per resting look (whether its
+errors are resting looks read as expressions, or perception) and every model's accuracy
+per class. Writes OUT/results.json.
 """
 
 from __future__ import annotations
@@ -65,6 +66,10 @@ def main(argv=None) -> int:
     base = train_stage("emotion", resnet, opt, optim.CosineLR(opt, p.epochs_emotion), train,
                        val, None, norm, epochs=p.epochs_emotion, augmenter=aug,
                        save_model=lambda *_: None, **args)
+    def per_class(pred):
+        return {c: 100.0 * float((pred[val.labels == i] == i).mean())
+                for i, c in enumerate(val.classes)}
+
     _, _, pred = evaluate(resnet, val, norm)
     val_looks = looks(val)
     neutral_recall = {}
@@ -75,7 +80,8 @@ def main(argv=None) -> int:
     doc = {"protocol": {**p.as_dict(), "seed": a.seed, "selection": "validation",
                         "scored": "validation people only"},
            "baseline": {"val_acc": base.val_acc, "curve": [r["val_acc"] for r in base.history],
-                        "neutral_recall_by_resting_look": neutral_recall}}
+                        "neutral_recall_by_resting_look": neutral_recall,
+                        "per_class_val_acc": per_class(pred)}}
     state = resnet.state_dict()
     eye = np.eye(len(RESTING_LOOKS), dtype=np.float32)
     for name, side in (("true_resting_look", lambda s: eye[looks(s)]),
@@ -89,7 +95,9 @@ def main(argv=None) -> int:
                         train.with_side(side(train)), val.with_side(side(val)), None, norm,
                         epochs=p.epochs_joint, augmenter=aug, save_model=lambda *_: None,
                         **args)
-        doc[name] = {"val_acc": r.val_acc, "curve": [x["val_acc"] for x in r.history]}
+        _, _, pred = evaluate(model, val.with_side(side(val)), norm)
+        doc[name] = {"val_acc": r.val_acc, "curve": [x["val_acc"] for x in r.history],
+                     "per_class_val_acc": per_class(pred)}
     doc["gain_of_perfect_look_knowledge"] = doc["true_resting_look"]["val_acc"] - \
         doc["zeros"]["val_acc"]
     os.makedirs(a.out, exist_ok=True)
