@@ -43,6 +43,8 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=100, help="a development seed (default 100)")
     ap.add_argument("--epochs-emotion", type=int)
     ap.add_argument("--epochs-joint", type=int)
+    ap.add_argument("--head-only", action="store_true", help="train only the TFE head (the "
+                    "emotion branch frozen, the head at 10x the joint learning rate)")
     ap.add_argument("--threads", type=int, default=2)
     a = ap.parse_args(argv)
     tfe.set_num_threads(a.threads)
@@ -78,6 +80,7 @@ def main(argv=None) -> int:
         if rows.any():
             neutral_recall[look] = 100.0 * float((pred[rows] == 0).mean())
     doc = {"protocol": {**p.as_dict(), "seed": a.seed, "selection": "validation",
+                        "head_only": a.head_only,
                         "scored": "validation people only"},
            "baseline": {"val_acc": base.val_acc, "curve": [r["val_acc"] for r in base.history],
                         "neutral_recall_by_resting_look": neutral_recall,
@@ -90,7 +93,8 @@ def main(argv=None) -> int:
         emotion = models.resnet12(num_classes=8)
         emotion.load_state_dict(state)
         model = models.GivenIdentityTFE(emotion, len(RESTING_LOOKS), 8)
-        opt = _sgd([{"params": model.parameter_groups()[1], "lr": p.lr_joint}], p)
+        trained = list(model.head.parameters()) if a.head_only else model.parameter_groups()[1]
+        opt = _sgd([{"params": trained, "lr": p.lr_joint * (10 if a.head_only else 1)}], p)
         r = train_stage(name, model, opt, optim.CosineLR(opt, p.epochs_joint),
                         train.with_side(side(train)), val.with_side(side(val)), None, norm,
                         epochs=p.epochs_joint, augmenter=aug, save_model=lambda *_: None,
