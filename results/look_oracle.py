@@ -48,6 +48,16 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=2)
     a = ap.parse_args(argv)
     tfe.set_num_threads(a.threads)
+    with tempfile.TemporaryDirectory() as work:  # the stages' resume files
+        doc = study(a, work)
+    os.makedirs(a.out, exist_ok=True)
+    atomic_write_json(os.path.join(a.out, "results.json"), doc)
+    print(json.dumps({k: v for k, v in doc.items() if k != "protocol"}, indent=1))
+    return 0
+
+
+def study(a, work) -> dict:
+    """The baseline, then the head over the true look and over zeros; the results document."""
     p = Protocol(dataset="synthetic")
     p.epochs_emotion = a.epochs_emotion or p.epochs_emotion
     p.epochs_joint = a.epochs_joint or p.epochs_joint
@@ -59,7 +69,6 @@ def main(argv=None) -> int:
         return np.array([RESTING_LOOKS.index(faces.identity(int(n[5:])).resting)
                          for n in s.subjects])
 
-    work = tempfile.mkdtemp()
     args = _stage_args(p, a.seed, work, False, False, "", lambda m: print(m, file=sys.stderr))
     norm, aug = Normalizer.fit(train.images), Augmenter(seed=a.seed)
     tfe_random.manual_seed(a.seed + 1)
@@ -104,10 +113,7 @@ def main(argv=None) -> int:
                      "per_class_val_acc": per_class(pred)}
     doc["gain_of_perfect_look_knowledge"] = doc["true_resting_look"]["val_acc"] - \
         doc["zeros"]["val_acc"]
-    os.makedirs(a.out, exist_ok=True)
-    atomic_write_json(os.path.join(a.out, "results.json"), doc)
-    print(json.dumps({k: v for k, v in doc.items() if k != "protocol"}, indent=1))
-    return 0
+    return doc
 
 
 if __name__ == "__main__":
