@@ -62,7 +62,7 @@ def study(a, work) -> dict:
     p.epochs_emotion = a.epochs_emotion or p.epochs_emotion
     p.epochs_joint = a.epochs_joint or p.epochs_joint
     faces = _synthetic_faces(a.seed)
-    splits = faces.default_splits()
+    splits = faces.default_splits(identity=False)
     train, val = splits["train"], splits["val"]
 
     def looks(s):

@@ -21,6 +21,12 @@ TINY = ["--people", "4", "2", "2", "6", "--per-person", "2", "4", "--epochs-iden
         "--seeds", "0"]
 
 
+def stage_dir(out, stage):
+    """The folder of a synthetic tfe-train run that holds ``stage``'s files: the identity
+    stage is shared by the seeds (OUT/identity), the others are seed 0's."""
+    return out / ("identity" if stage == "identity" else "seed0")
+
+
 def randn(rng, *shape, scale=1.0, shift=0.0):
     """float32 normal samples, N(shift, scale^2)."""
     return (rng.standard_normal(shape) * scale + shift).astype(np.float32)

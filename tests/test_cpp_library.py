@@ -24,6 +24,7 @@ from tfe import models, modelfile
 from tfe.data.transforms import Normalizer, resize_gray
 
 from conftest import cxx_compiler, isa_flags, run_checked
+from helpers import stage_dir
 from model_seeds import join, split
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -63,8 +64,7 @@ def trained(tmp_path_factory):
     train_main(["--out", str(out), "--people", "4", "2", "2", "6", "--per-person", "2", "4",
                 "--epochs-identity", "1", "--epochs-emotion", "1", "--epochs-joint", "1",
                 "--seeds", "0", "--no-progress", "--no-controls"])
-    files = {k: out / ("identity" if k == "identity" else "seed0") / f"{k}.safetensors"
-             for k in ("identity", "emotion", "joint")}
+    files = {k: stage_dir(out, k) / f"{k}.safetensors" for k in ("identity", "emotion", "joint")}
     assert all(f.is_file() for f in files.values())
     return files
 

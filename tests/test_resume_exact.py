@@ -20,6 +20,8 @@ import pytest
 import tfe
 from tfe import checkpoint, cli, resume
 
+from helpers import stage_dir
+
 ARGS = ["--people", "4", "2", "2", "6", "--per-person", "2", "4", "--epochs-identity", "3",
         "--epochs-emotion", "2", "--epochs-joint", "2", "--batch-size", "16", "--no-progress",
         "--seeds", "0"]
@@ -55,13 +57,8 @@ def _kill_after_line(out, text, threads):
     assert p.wait(timeout=600) == -signal.SIGKILL, f"the run ended before printing {text!r}"
 
 
-def _stage_dir(out, stage):
-    """Where a stage's files are: the identity stage is shared by the seeds."""
-    return out / ("identity" if stage == "identity" else "seed0")
-
-
 def _epochs_done(out, stage):
-    path = _stage_dir(out, stage) / f"{stage}.resume.safetensors"
+    path = stage_dir(out, stage) / f"{stage}.resume.safetensors"
     return checkpoint.load(path)[1]["resume"]["epoch"] if path.exists() else 0
 
 

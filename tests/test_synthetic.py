@@ -73,6 +73,13 @@ def test_default_splits_have_disjoint_people_and_balanced_classes():
         assert s.synthetic and s.name.startswith("synthetic")
         assert s.images.dtype == np.uint8 and s.images.shape[1:] == (48, 48)
 
+    # A run that shares another's identity set renders none; the rest is the same.
+    alone = default_splits(seed=1, train_people=5, val_people=3, test_people=3,
+                           per_person_per_class=2, identity_people=4, identity_per_person=3,
+                           identity=False)
+    assert set(alone) == {"train", "val", "test"}
+    assert np.array_equal(alone["test"].images, splits["test"].images)
+
 
 def test_default_sizes_fit_a_few_cpu_minutes():
     """The documented defaults (checked without rendering them)."""

@@ -122,8 +122,8 @@ def _synthetic_faces(seed):
     return SyntheticFaces(seed=seed, size=SYNTHETIC_SIZE, jitter=SYNTHETIC_JITTER)
 
 
-def _synthetic_splits(seed, people, per_person):
-    kwargs = {}
+def _synthetic_splits(seed, people, per_person, identity=True):
+    kwargs = {"identity": identity}
     if people is not None:
         if min(people) < 1:
             raise SystemExit("tfe-train: error: --people counts must be >= 1")
@@ -180,7 +180,7 @@ def _train(args):
     progress = not args.no_progress and sys.stderr.isatty()
     per_seed, descriptions, classes, identity = [], [], None, None
     for seed in protocol.seeds:
-        splits = _synthetic_splits(seed, args.people, args.per_person)
+        splits = _synthetic_splits(seed, args.people, args.per_person, identity=identity is None)
         classes = splits["train"].classes
         print(f"[seed {seed}] synthetic data: {len(splits['train'])} train / "
               f"{len(splits['val'])} val / {len(splits['test'])} test expression images "

@@ -16,7 +16,8 @@ useless; one where identity decides everything would make it trivial. So here:
   10 %, at strength 0.5-0.9 of the full expression, i.e. about a weak-to-moderate
   expression of another person. Their neutral is therefore ambiguous on its own: given the
   action units themselves (perfect perception), a logistic regression of the 8 classes
-  trained on 48 people scores about 86 % on others without their look and 99.6 % with it.
+  trained on 48 people scores 86 % on others without their look and 99.7 % with it
+  (results/action_space_oracle.py).
 * The resting look comes with a **face build** (``_RESTING_BUILDS``): the third of its
   range that each of a few identity traits (face width and length, jaw, eye slant, mouth
   width) is drawn from, as structural resemblance makes some neutral faces look sad or
@@ -375,8 +376,10 @@ class SyntheticFaces:
         identity_people: int = 300,
         identity_per_person: int = 15,
         first_person: int = 0,
+        identity: bool = True,
     ) -> dict:
-        """Expression train/val/test and an identity set, each with its own people.
+        """Expression train/val/test and an identity set, each with its own people
+        (``identity=False``: no identity set, for a run that shares another's).
 
         People are numbered consecutively from first_person: train, then validation, then
         test, then identity. Test people are unseen in training, validation people are
@@ -390,7 +393,8 @@ class SyntheticFaces:
             splits[split] = self.expression_set(n, per_person_per_class, k,
                                                 name=f"synthetic-{split}")
             k += n
-        splits["identity"] = self.identity_set(identity_people, identity_per_person, k)
+        if identity:
+            splits["identity"] = self.identity_set(identity_people, identity_per_person, k)
         return splits
 
     def expression_grid(self, people, intensity: float = 1.0, classes=None) -> np.ndarray:
